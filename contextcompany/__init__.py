@@ -1,0 +1,30 @@
+"""contextcompany: OpenTelemetry-native observability for AI agents.
+
+>>> import contextcompany as tcc
+>>> r = tcc.run()
+>>> s = r.step().prompt("Hello").response("World").model(requested="gpt-4", used="gpt-4-0613")
+>>> s.tokens(prompt_uncached=150, prompt_cached=50, completion=25).end()
+>>> r.prompt("Say hello").response("World").end()
+"""
+
+from ._api import flush, run, shutdown, stats, step, tool_call
+from ._processor import SpanProcessor, Stats
+from ._records import Run, Step, ToolCall, submit_feedback
+
+__version__ = "3.0.0"
+
+__all__ = [
+    "Run",
+    "SpanProcessor",
+    "Stats",
+    "Step",
+    "ToolCall",
+    "__version__",
+    "flush",
+    "run",
+    "shutdown",
+    "stats",
+    "step",
+    "submit_feedback",
+    "tool_call",
+]

@@ -1,0 +1,194 @@
+"""Where tcc's spans go: provider discovery, the OTLP exporter, and delivery at interpreter exit.
+
+Nothing here runs at import. The first record (``tcc.run()``, ``tcc.step()``, ...) sets up the pipeline:
+
+- ``OTEL_SDK_DISABLED=true``: a no-op tracer; the API still validates, nothing is sent.
+- The process already set an OpenTelemetry ``TracerProvider``: tcc spans are made through it, so they
+  nest under the service's spans and reach the service's exporters (once each).
+- Otherwise tcc builds its own provider (not set globally, so it never fights the service for that
+  slot): resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, a ``SpanProcessor`` of ours
+  in front of the standard OTLP/HTTP exporter configured by ``OTEL_EXPORTER_OTLP_*``, and an exit hook
+  that delivers what is queued within a bounded time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from . import _semconv as sc
+from ._processor import SpanProcessor, Stats
+
+logger = logging.getLogger("contextcompany")
+
+_VERSION = "3.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The tracer tcc records through, and what it owns."""
+
+    tracer: trace.Tracer
+    provider: trace.TracerProvider | None = None
+    processor: SpanProcessor | None = None
+    owned: bool = False  # tcc built the provider, so tcc flushes and shuts it down
+    api_key: str | None = None
+    tcc_url: str | None = None
+
+
+_lock = threading.Lock()
+_pipeline: Pipeline | None = None
+_warned: set[str] = set()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at fork time
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() == "true"
+
+
+def traces_endpoint(tcc_url: str) -> str:
+    """The OTLP traces URL for a ``tcc_url``: used as is when it ends in ``/v1/traces``, else that is
+    appended, like ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+
+    >>> traces_endpoint("https://collector.example.com:4318")
+    'https://collector.example.com:4318/v1/traces'
+    """
+    url = tcc_url.rstrip("/")
+    return url if url.endswith("/v1/traces") else url + "/v1/traces"
+
+
+def check_tcc_url(tcc_url: str | None, call: str) -> None:
+    """Raise at the call that passed a malformed ``tcc_url``."""
+    if tcc_url is None:
+        return
+    if not isinstance(tcc_url, str):
+        raise TypeError(f"[TCC] {call}(tcc_url=...) expects a str URL or None, got {type(tcc_url).__name__}")
+    parts = urlsplit(tcc_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"[TCC] {call}(tcc_url=...) expects an http:// or https:// URL, got {tcc_url!r}")
+
+
+def check_api_key(api_key: str | None, call: str) -> None:
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise TypeError(f"[TCC] {call}(api_key=...) expects a non-empty str or None")
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
+
+
+def get(api_key: str | None = None, tcc_url: str | None = None) -> Pipeline:
+    """The pipeline, set up on first use. ``api_key`` / ``tcc_url`` apply process-wide, first seen wins."""
+    pipeline = _pipeline
+    if pipeline is None:
+        pipeline = _setup(api_key, tcc_url)
+    elif (api_key is not None and api_key != pipeline.api_key) or (
+        tcc_url is not None and tcc_url != pipeline.tcc_url
+    ):
+        _warn_once(
+            "destination",
+            "contextcompany: api_key/tcc_url differ from the ones in use since the first call; "
+            "this process keeps sending everything to its first destination",
+        )
+    return pipeline
+
+
+def _setup(api_key: str | None, tcc_url: str | None) -> Pipeline:
+    global _pipeline
+    with _lock:
+        if _pipeline is not None:
+            return _pipeline
+        _pipeline = _build(api_key, tcc_url)
+        return _pipeline
+
+
+def _build(api_key: str | None, tcc_url: str | None) -> Pipeline:
+    if _env_true("OTEL_SDK_DISABLED"):
+        return Pipeline(tracer=trace.NoOpTracer(), api_key=api_key, tcc_url=tcc_url)
+    host = trace.get_tracer_provider()
+    if not isinstance(host, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return Pipeline(
+            tracer=host.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION),
+            provider=host,
+            api_key=api_key,
+            tcc_url=tcc_url,
+        )
+    key = api_key or os.environ.get("TCC_API_KEY") or None
+    exporter = OTLPSpanExporter(
+        endpoint=traces_endpoint(tcc_url) if tcc_url else None,
+        headers={"authorization": f"Bearer {key}"} if key else None,
+    )
+    processor = SpanProcessor(exporter)
+    provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    atexit.register(_at_exit)
+    return Pipeline(
+        tracer=provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION),
+        provider=provider,
+        processor=processor,
+        owned=True,
+        api_key=api_key,
+        tcc_url=tcc_url,
+    )
+
+
+def install(pipeline: Pipeline | None) -> Pipeline | None:
+    """Replace the pipeline (tests, and later ``configure()``); returns the previous one."""
+    global _pipeline
+    with _lock:
+        previous, _pipeline = _pipeline, pipeline
+    return previous
+
+
+def _at_exit() -> None:
+    # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
+    pipeline = _pipeline
+    if pipeline is not None and pipeline.owned and isinstance(pipeline.provider, TracerProvider):
+        pipeline.provider.shutdown()
+
+
+def flush(timeout_millis: int) -> bool:
+    pipeline = _pipeline
+    if pipeline is None or pipeline.provider is None:
+        return True
+    force_flush = getattr(pipeline.provider, "force_flush", None)
+    return bool(force_flush(timeout_millis)) if force_flush is not None else True
+
+
+def shutdown() -> None:
+    """Deliver what is queued and stop sending. Later records still validate but send nothing. A
+    provider that belongs to the host service is flushed, never shut down."""
+    global _pipeline
+    with _lock:
+        pipeline = _pipeline
+        _pipeline = Pipeline(tracer=trace.NoOpTracer())
+    if pipeline is None or pipeline.provider is None:
+        return
+    if pipeline.owned and isinstance(pipeline.provider, TracerProvider):
+        pipeline.provider.shutdown()
+    else:
+        flush(30000)
+
+
+def stats() -> Stats | None:
+    pipeline = _pipeline
+    return pipeline.processor.stats() if pipeline is not None and pipeline.processor is not None else None

@@ -1,0 +1,487 @@
+"""Print each finished agent run as a tree: steps, tool calls and feedback under the run.
+
+Spans arrive in export batches and a run span ends after everything beneath it, so the printer
+holds spans per trace and prints a run's tree when the run span itself arrives. Spans that turn
+up for a run already printed (feedback sent later, say) get a one-line note instead.
+
+Example::
+
+    printer = RunTreePrinter()
+    with OTLPReceiver(port=4318, on_spans=printer):
+        ...  # run an agent exporting to http://127.0.0.1:4318
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from contextcompany import _semconv as sc
+from contextcompany.dev._receiver import ReceivedSpan
+
+__all__ = ["RunTreePrinter"]
+
+STATUS_ERROR: Final = 2
+PREVIEW_CHARS: Final = 80
+TOOL_PREVIEW_CHARS: Final = 60
+
+
+@dataclass
+class _Trace:
+    """What is held for one trace until its run span arrives."""
+
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    # Runs of this trace printed already: shown as a stub if an enclosing run is printed later.
+    printed_runs: list[ReceivedSpan] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.spans) + len(self.printed_runs)
+
+
+@dataclass(frozen=True)
+class _Glyphs:
+    ok: str
+    error: str
+    late: str
+    arrow: str
+    ellipsis: str
+    feedback: str
+    other: str
+
+
+_UNICODE: Final = _Glyphs(ok="✔", error="✘", late="↪", arrow="→", ellipsis="…", feedback="★", other="•")
+_ASCII: Final = _Glyphs(ok="ok", error="ERR", late="->", arrow="->", ellipsis="...", feedback="*", other="-")
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+
+def format_duration(ms: float) -> str:
+    """``12.3 ms`` below a second, ``1.20 s`` above."""
+    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def format_cost(usd: float) -> str:
+    """Six decimals, enough for the cost of one small call: ``$0.000150``."""
+    return f"${usd:.6f}"
+
+
+def _number(value: Any) -> float | None:
+    # bool is an int subclass; a True token count is a bug upstream, not a number to show.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def format_tokens(value: Any) -> str | None:
+    number = _number(value)
+    return None if number is None else f"{int(number):,}"
+
+
+def _shorten(text: str, limit: int, ellipsis: str) -> str:
+    flat = " ".join(text.split())  # newlines would break the tree's layout
+    return flat if len(flat) <= limit else flat[: limit - len(ellipsis)].rstrip() + ellipsis
+
+
+def _part_text(part: Any) -> str | None:
+    if not isinstance(part, Mapping):
+        return None
+    if part.get("type") == "text" and isinstance(part.get("content"), str):
+        return str(part["content"])
+    # Not text (a tool call, an image...): name what it is rather than show nothing.
+    kind = part.get("type", "part")
+    name = part.get("name")
+    return f"[{kind} {name}]" if isinstance(name, str) else f"[{kind}]"
+
+
+def message_preview(raw: Any, role: str | None, limit: int, ellipsis: str = "…") -> str | None:
+    """The text of a GenAI messages JSON value, shortened; the last ``role`` message when given.
+
+    Anything that is not the expected JSON is shown as it is, shortened: a preview never fails.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raw = str(raw)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _shorten(raw, limit, ellipsis) or None
+    if not isinstance(data, list):
+        return _shorten(raw, limit, ellipsis) or None
+    messages = [m for m in data if isinstance(m, Mapping)]
+    if role is not None:
+        # The prompt is the latest user turn; earlier turns and system messages are context.
+        chosen = [m for m in messages if m.get("role") == role][-1:] or messages[-1:]
+    else:
+        chosen = messages
+    texts: list[str] = []
+    for message in chosen:
+        parts = message.get("parts")
+        if isinstance(parts, list):
+            texts.extend(t for t in map(_part_text, parts) if t)
+        elif isinstance(message.get("content"), str):  # the older {"role", "content"} shape
+            texts.append(message["content"])
+    text = " ".join(texts)
+    return _shorten(text, limit, ellipsis) if text else None
+
+
+def _json_preview(raw: Any, limit: int, ellipsis: str) -> str | None:
+    if raw is None:
+        return None
+    text = raw if isinstance(raw, str) else str(raw)
+    with contextlib.suppress(ValueError, TypeError):  # not JSON: shown as it is
+        # Re-dumped compactly so pretty-printed arguments still fit on one line.
+        text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+    return _shorten(text, limit, ellipsis)
+
+
+# --- the printer --------------------------------------------------------------------------------
+
+
+def _is_run(span: ReceivedSpan) -> bool:
+    return span.attributes.get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT
+
+
+def _is_feedback(span: ReceivedSpan) -> bool:
+    return span.name == sc.FEEDBACK_SPAN_NAME
+
+
+def _run_id(span: ReceivedSpan) -> str:
+    value = span.attributes.get(sc.RUN_ID)
+    return str(value) if value is not None else f"span {span.span_id}"
+
+
+class RunTreePrinter:
+    """Prints each agent run as a tree once its run span has arrived; use as ``on_spans``.
+
+    Memory stays bounded: printed spans are forgotten (only their ids are remembered, to recognise
+    late arrivals), and traces whose run never finishes are dropped oldest first beyond
+    ``max_pending_traces`` traces or ``max_pending_spans`` spans.
+
+    Example::
+
+        printer = RunTreePrinter(Console(file=io.StringIO(), width=120))
+        printer(receiver.spans)
+        print(printer.console.file.getvalue())
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        max_pending_traces: int = 4096,
+        max_pending_spans: int = 100_000,
+        max_remembered_spans: int = 100_000,
+    ) -> None:
+        self.console = console if console is not None else Console(highlight=False)
+        self._max_traces = max(1, max_pending_traces)
+        self._max_spans = max(1, max_pending_spans)
+        self._max_remembered = max(1, max_remembered_spans)
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, _Trace] = OrderedDict()
+        self._pending_count = 0
+        # span id -> run id for every printed span, so later children become notes naming the run.
+        self._printed: OrderedDict[str, str] = OrderedDict()
+        self._printed_run_ids: OrderedDict[str, None] = OrderedDict()
+        self._runs_printed = 0
+        self._spans_seen = 0
+        encoding = (self.console.encoding or "").lower()
+        self._g = _UNICODE if encoding.startswith("utf") else _ASCII
+
+    @property
+    def runs_printed(self) -> int:
+        """How many run trees have been printed."""
+        return self._runs_printed
+
+    @property
+    def spans_seen(self) -> int:
+        """How many spans were handed to the printer."""
+        return self._spans_seen
+
+    @property
+    def pending_span_count(self) -> int:
+        """Spans held for runs that have not finished (or traces that have no run)."""
+        return self._pending_count
+
+    def __call__(self, spans: list[ReceivedSpan]) -> None:
+        with self._lock:
+            self._spans_seen += len(spans)
+            touched: dict[str, None] = {}
+            for span in spans:
+                run_id = self._late_run_id(span)
+                if run_id is not None:
+                    self._remember(span.span_id, run_id)
+                    self.console.print(self._late_note(span, run_id))
+                    continue
+                trace = self._pending.get(span.trace_id)
+                if trace is None:
+                    trace = self._pending[span.trace_id] = _Trace()
+                self._pending.move_to_end(span.trace_id)  # recently active traces are evicted last
+                trace.spans.append(span)
+                self._pending_count += 1
+                touched[span.trace_id] = None
+            for trace_id in touched:
+                self._print_finished_runs(trace_id)
+            self._enforce_caps()
+
+    # -- bookkeeping --
+
+    def _late_run_id(self, span: ReceivedSpan) -> str | None:
+        if span.parent_span_id is not None and span.parent_span_id in self._printed:
+            return self._printed[span.parent_span_id]
+        if _is_feedback(span):
+            run_id = span.attributes.get(sc.RUN_ID)
+            if run_id is not None and str(run_id) in self._printed_run_ids:
+                return str(run_id)
+        return None
+
+    def _remember(self, span_id: str, run_id: str) -> None:
+        self._printed[span_id] = run_id
+        if len(self._printed) > self._max_remembered:
+            self._printed.popitem(last=False)
+
+    def _enforce_caps(self) -> None:
+        while len(self._pending) > self._max_traces or (
+            self._pending_count > self._max_spans and len(self._pending) > 1
+        ):
+            _, dropped = self._pending.popitem(last=False)
+            self._pending_count -= len(dropped)
+        if self._pending_count > self._max_spans:
+            # One trace alone is over the limit: keep its newest spans.
+            trace = next(iter(self._pending.values()))
+            excess = self._pending_count - self._max_spans
+            del trace.spans[:excess]
+            self._pending_count = len(trace)
+
+    def _print_finished_runs(self, trace_id: str) -> None:
+        trace = self._pending[trace_id]
+        by_id = {s.span_id: s for s in trace.spans}
+        tops = [s for s in trace.spans if _is_run(s) and not self._inside_run(s, by_id)]
+        if not tops:
+            return
+        for run in sorted(tops, key=lambda s: s.start_time_unix_nano):
+            self._print_run(run, trace)
+        if not trace:
+            del self._pending[trace_id]
+
+    @staticmethod
+    def _inside_run(span: ReceivedSpan, by_id: Mapping[str, ReceivedSpan]) -> bool:
+        # A nested agent ends before the agent that called it: it is printed inside that one.
+        seen = {span.span_id}
+        parent_id = span.parent_span_id
+        while parent_id is not None and parent_id not in seen:
+            parent = by_id.get(parent_id)
+            if parent is None:
+                return False
+            if _is_run(parent):
+                return True
+            seen.add(parent_id)
+            parent_id = parent.parent_span_id
+        return False
+
+    def _print_run(self, run: ReceivedSpan, trace: _Trace) -> None:
+        held = len(trace)
+        children: dict[str, list[ReceivedSpan]] = {}
+        for span in (*trace.spans, *trace.printed_runs):
+            if span.parent_span_id is not None and span is not run:
+                children.setdefault(span.parent_span_id, []).append(span)
+        stubs = {id(s) for s in trace.printed_runs}
+
+        tree = Tree(self._run_label(run, nested=False), guide_style="dim")
+        printed: list[ReceivedSpan] = [run]
+        used_stubs: list[ReceivedSpan] = []
+        self._remember(run.span_id, _run_id(run))
+
+        visited = {run.span_id}  # malformed ids (a span its own ancestor) must not recurse forever
+
+        def add_children(node: Tree, parent: ReceivedSpan, run_id: str) -> None:
+            kids = sorted(children.get(parent.span_id, ()), key=lambda s: s.start_time_unix_nano)
+            for kid in kids:
+                if kid.span_id in visited:
+                    continue
+                visited.add(kid.span_id)
+                if id(kid) in stubs:
+                    node.add(self._stub_label(kid))
+                    used_stubs.append(kid)
+                    continue
+                printed.append(kid)
+                kid_run_id = _run_id(kid) if _is_run(kid) else run_id
+                self._remember(kid.span_id, kid_run_id)
+                add_children(node.add(self._label(kid)), kid, kid_run_id)
+
+        add_children(tree, run, _run_id(run))
+        self.console.print(tree)
+        self.console.print()
+        self._runs_printed += 1
+        self._printed_run_ids[_run_id(run)] = None
+        if len(self._printed_run_ids) > self._max_remembered:
+            self._printed_run_ids.popitem(last=False)
+
+        printed_ids = {id(s) for s in printed}
+        trace.spans = [s for s in trace.spans if id(s) not in printed_ids]
+        used = {id(s) for s in used_stubs}
+        trace.printed_runs = [s for s in trace.printed_runs if id(s) not in used]
+        if run.parent_span_id is not None:
+            # It may be a nested agent whose caller ends later: remember it for that caller's tree.
+            trace.printed_runs.append(run)
+        self._pending_count += len(trace) - held
+
+    # -- labels --
+
+    def _status(self, span: ReceivedSpan) -> Text:
+        if span.status_code == STATUS_ERROR:
+            return Text(self._g.error, style="bold red")
+        return Text(self._g.ok, style="green")
+
+    def _error_text(self, span: ReceivedSpan) -> Text | None:
+        if span.status_code != STATUS_ERROR:
+            return None
+        message = span.status_message or str(span.attributes.get(sc.ERROR_TYPE) or "failed")
+        return Text(_shorten(message, PREVIEW_CHARS, self._g.ellipsis), style="red")
+
+    def _line(
+        self, head: Text, fields: Iterable[Text | str | None], span: ReceivedSpan, *, timed: bool = True
+    ) -> Text:
+        out = Text.assemble(self._status(span), " ", head) if timed else head
+        tail = (format_duration(span.duration_ms), self._error_text(span)) if timed else ()
+        for item in (*fields, *tail):
+            if item:
+                out.append(" · ", style="dim")
+                out.append(item)
+        return out
+
+    def _label(self, span: ReceivedSpan) -> Text:
+        if _is_run(span):
+            return self._run_label(span, nested=True)
+        operation = span.attributes.get(sc.OPERATION_NAME)
+        if operation == sc.OP_CHAT:
+            return self._step_label(span)
+        if operation == sc.OP_EXECUTE_TOOL:
+            return self._tool_label(span)
+        if _is_feedback(span):
+            return self._feedback_label(span)
+        return self._line(Text(span.name, style="bold"), (), span)
+
+    def _run_label(self, run: ReceivedSpan, *, nested: bool) -> Text:
+        attrs = run.attributes
+        head = Text.assemble((run.name, "bold magenta" if not nested else "magenta"), "  ", ("run ", "dim"))
+        head.append(_run_id(run), style="cyan")
+        label = self._line(head, (), run)
+        ellipsis = self._g.ellipsis
+        prompt = message_preview(attrs.get(sc.INPUT_MESSAGES), "user", PREVIEW_CHARS, ellipsis)
+        response = message_preview(attrs.get(sc.OUTPUT_MESSAGES), None, PREVIEW_CHARS, ellipsis)
+        for name, value in (("prompt  ", prompt), ("response", response), ("totals  ", self._totals(attrs))):
+            if value:
+                label.append("\n")
+                # Indented past the status glyph, under the run's name.
+                label.append(f"  {name}  ", style="dim")
+                label.append(value)
+        return label
+
+    def _totals(self, attrs: Mapping[str, Any]) -> Text | None:
+        parts: list[Text] = []
+        for key, unit in (
+            (sc.RUN_INPUT_TOKENS, "in"),
+            (sc.RUN_CACHE_READ_TOKENS, "cached"),
+            (sc.RUN_OUTPUT_TOKENS, "out"),
+        ):
+            tokens = format_tokens(attrs.get(key))
+            if tokens is not None:
+                parts.append(Text(f"{tokens} {unit}"))
+        cost = _number(attrs.get(sc.RUN_COST_USD))
+        if cost is not None:
+            parts.append(Text(format_cost(cost), style="bold"))
+        calls = format_tokens(attrs.get(sc.RUN_LLM_CALLS))
+        if calls is not None:
+            parts.append(Text(f"{calls} LLM call" + ("" if calls == "1" else "s")))
+        unpriced = _number(attrs.get(sc.RUN_UNPRICED_CALLS))
+        if unpriced:
+            # The cost above leaves these calls out, so it is a lower bound.
+            parts.append(Text(f"{int(unpriced):,} unpriced", style="yellow"))
+        if not parts:
+            return None
+        return Text(" · ").join(parts)
+
+    def _step_label(self, span: ReceivedSpan) -> Text:
+        attrs = span.attributes
+        model = attrs.get(sc.RESPONSE_MODEL) or attrs.get(sc.REQUEST_MODEL)
+        head = Text.assemble(("chat", "bold"), " ", (str(model) if model else "?", "cyan"))
+        tokens = [
+            f"{count} {unit}"
+            for key, unit in (
+                (sc.USAGE_INPUT_TOKENS, "in"),
+                (sc.USAGE_CACHE_READ_INPUT_TOKENS, "cached"),
+                (sc.USAGE_OUTPUT_TOKENS, "out"),
+            )
+            if (count := format_tokens(attrs.get(key))) is not None
+        ]
+        return self._line(head, (" / ".join(tokens), self._step_cost(attrs), self._finish(attrs)), span)
+
+    @staticmethod
+    def _step_cost(attrs: Mapping[str, Any]) -> Text | None:
+        source = attrs.get(sc.COST_SOURCE)
+        if source == sc.COST_SOURCE_NO_PRICE:
+            return Text("no price", style="yellow")
+        cost = _number(attrs.get(sc.COST_USD))
+        if cost is None:
+            return None
+        out = Text(format_cost(cost))
+        if source:
+            out.append(f" ({source})", style="dim")
+        return out
+
+    @staticmethod
+    def _finish(attrs: Mapping[str, Any]) -> str | None:
+        reasons = attrs.get(sc.RESPONSE_FINISH_REASONS)
+        if not reasons:
+            return None
+        if isinstance(reasons, str):
+            return f"finish: {reasons}"
+        return "finish: " + ", ".join(str(r) for r in reasons)
+
+    def _tool_label(self, span: ReceivedSpan) -> Text:
+        attrs = span.attributes
+        name = attrs.get(sc.TOOL_NAME) or span.name
+        head = Text.assemble(("tool", "bold"), " ", (str(name), "yellow"))
+        arguments = _json_preview(attrs.get(sc.TOOL_CALL_ARGUMENTS), TOOL_PREVIEW_CHARS, self._g.ellipsis)
+        if arguments is not None:
+            head.append(f"({arguments})")
+        result = _json_preview(attrs.get(sc.TOOL_CALL_RESULT), TOOL_PREVIEW_CHARS, self._g.ellipsis)
+        if result is not None:
+            head.append(f" {self._g.arrow} ", style="dim")
+            head.append(result)
+        return self._line(head, (), span)
+
+    def _feedback_label(self, span: ReceivedSpan) -> Text:
+        attrs = span.attributes
+        head = Text.assemble((self._g.feedback + " ", "yellow"), ("feedback", "bold"))
+        label = attrs.get(sc.EVALUATION_SCORE_LABEL)
+        score = _number(attrs.get(sc.EVALUATION_SCORE_VALUE))
+        explanation = attrs.get(sc.EVALUATION_EXPLANATION)
+        fields: list[Text | str | None] = [
+            Text(str(label), style="bold") if label is not None else None,
+            f"score {score:g}" if score is not None else None,
+            f'"{_shorten(str(explanation), PREVIEW_CHARS, self._g.ellipsis)}"' if explanation else None,
+        ]
+        # Feedback is a moment, not an operation: no status or duration to show.
+        return self._line(head, fields, span, timed=False)
+
+    def _stub_label(self, run: ReceivedSpan) -> Text:
+        head = Text.assemble((run.name, "magenta"), "  ", ("run ", "dim"), (_run_id(run), "cyan"))
+        head.append("  (printed above)", style="dim")
+        return self._line(head, (), run)
+
+    def _late_note(self, span: ReceivedSpan, run_id: str) -> Text:
+        note = Text.assemble((f"{self._g.late} for run ", "dim"), (run_id, "cyan"), (": ", "dim"))
+        note.append_text(self._label(span))
+        return note
