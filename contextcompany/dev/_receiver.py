@@ -355,7 +355,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
         self.wfile.flush()
 
     def _refuse(self, error: _RequestError, headers: dict[str, str], encoding: str | None) -> None:
@@ -467,6 +468,7 @@ class OTLPReceiver:
         self._deliver_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._closing = False
         self._lifecycle_lock = threading.Lock()
 
     # -- lifecycle --
@@ -479,6 +481,8 @@ class OTLPReceiver:
             server_class = _Server6 if ":" in self._host else _Server
             server = server_class((self._host, self._port), _Handler)
             server.receiver = self
+            with self._connections_lock:
+                self._closing = False
             # A short poll interval makes stop() return quickly.
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -503,6 +507,7 @@ class OTLPReceiver:
             server.server_close()
             # Keep-alive connections would otherwise keep their handler threads serving.
             with self._connections_lock:
+                self._closing = True  # a connection accepted just before shutdown is closed on arrival
                 connections = list(self._connections)
             for conn in connections:
                 with contextlib.suppress(OSError):
@@ -632,7 +637,11 @@ class OTLPReceiver:
 
     def _track(self, conn: socket.socket) -> None:
         with self._connections_lock:
-            self._connections.add(conn)
+            if self._closing:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            else:
+                self._connections.add(conn)
 
     def _untrack(self, conn: socket.socket) -> None:
         with self._connections_lock:

@@ -55,11 +55,11 @@ class _Glyphs:
     arrow: str
     ellipsis: str
     feedback: str
-    other: str
+    sep: str
 
 
-_UNICODE: Final = _Glyphs(ok="✔", error="✘", late="↪", arrow="→", ellipsis="…", feedback="★", other="•")
-_ASCII: Final = _Glyphs(ok="ok", error="ERR", late="->", arrow="->", ellipsis="...", feedback="*", other="-")
+_UNICODE: Final = _Glyphs(ok="✔", error="✘", late="↪", arrow="→", ellipsis="…", feedback="★", sep=" · ")
+_ASCII: Final = _Glyphs(ok="ok", error="ERR", late="->", arrow="->", ellipsis="...", feedback="*", sep=" | ")
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -196,7 +196,9 @@ class RunTreePrinter:
         self._runs_printed = 0
         self._spans_seen = 0
         encoding = (self.console.encoding or "").lower()
-        self._g = _UNICODE if encoding.startswith("utf") else _ASCII
+        # A file that is not UTF-8 (a redirect on Windows, say) gets ASCII glyphs and guides.
+        self._unicode = encoding.startswith("utf")
+        self._g = _UNICODE if self._unicode else _ASCII
 
     @property
     def runs_printed(self) -> int:
@@ -210,8 +212,9 @@ class RunTreePrinter:
 
     @property
     def pending_span_count(self) -> int:
-        """Spans held for runs that have not finished (or traces that have no run)."""
-        return self._pending_count
+        """Spans held, not shown yet: their run has not finished, or their trace has no run."""
+        with self._lock:
+            return sum(len(t.spans) for t in self._pending.values())
 
     def __call__(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:
@@ -221,7 +224,7 @@ class RunTreePrinter:
                 run_id = self._late_run_id(span)
                 if run_id is not None:
                     self._remember(span.span_id, run_id)
-                    self.console.print(self._late_note(span, run_id))
+                    self._emit(self._late_note(span, run_id))
                     continue
                 trace = self._pending.get(span.trace_id)
                 if trace is None:
@@ -320,8 +323,7 @@ class RunTreePrinter:
                 add_children(node.add(self._label(kid)), kid, kid_run_id)
 
         add_children(tree, run, _run_id(run))
-        self.console.print(tree)
-        self.console.print()
+        self._emit(tree)
         self._runs_printed += 1
         self._printed_run_ids[_run_id(run)] = None
         if len(self._printed_run_ids) > self._max_remembered:
@@ -335,6 +337,20 @@ class RunTreePrinter:
             # It may be a nested agent whose caller ends later: remember it for that caller's tree.
             trace.printed_runs.append(run)
         self._pending_count += len(trace) - held
+
+    def _emit(self, renderable: Tree | Text) -> None:
+        if self._unicode:
+            self.console.print(renderable)
+        else:
+            # Names and previews are the user's text and may hold characters the file cannot encode:
+            # replaced, so a run is never lost to a UnicodeEncodeError.
+            with self.console.capture() as capture:
+                self.console.print(renderable)
+            encoding = self.console.encoding
+            self.console.file.write(capture.get().encode(encoding, "replace").decode(encoding))
+            self.console.file.flush()
+        if isinstance(renderable, Tree):
+            self.console.print()  # a blank line between runs
 
     # -- labels --
 
@@ -352,11 +368,15 @@ class RunTreePrinter:
     def _line(
         self, head: Text, fields: Iterable[Text | str | None], span: ReceivedSpan, *, timed: bool = True
     ) -> Text:
-        out = Text.assemble(self._status(span), " ", head) if timed else head
-        tail = (format_duration(span.duration_ms), self._error_text(span)) if timed else ()
-        for item in (*fields, *tail):
+        if not timed:
+            out, items = head, (*fields,)
+        else:
+            # Duration first: it lines up under the name, and a wrapped line loses the least useful end.
+            out = Text.assemble(self._status(span), " ", head)
+            items = (Text(format_duration(span.duration_ms), style="dim"), *fields, self._error_text(span))
+        for item in items:
             if item:
-                out.append(" · ", style="dim")
+                out.append(self._g.sep, style="dim")
                 out.append(item)
         return out
 
@@ -410,12 +430,14 @@ class RunTreePrinter:
             parts.append(Text(f"{int(unpriced):,} unpriced", style="yellow"))
         if not parts:
             return None
-        return Text(" · ").join(parts)
+        return Text(self._g.sep).join(parts)
 
     def _step_label(self, span: ReceivedSpan) -> Text:
         attrs = span.attributes
         model = attrs.get(sc.RESPONSE_MODEL) or attrs.get(sc.REQUEST_MODEL)
-        head = Text.assemble(("chat", "bold"), " ", (str(model) if model else "?", "cyan"))
+        head = Text("chat", style="bold")
+        if model:
+            head.append(f" {model}", style="cyan")
         tokens = [
             f"{count} {unit}"
             for key, unit in (
@@ -441,13 +463,12 @@ class RunTreePrinter:
         return out
 
     @staticmethod
-    def _finish(attrs: Mapping[str, Any]) -> str | None:
+    def _finish(attrs: Mapping[str, Any]) -> Text | None:
         reasons = attrs.get(sc.RESPONSE_FINISH_REASONS)
         if not reasons:
             return None
-        if isinstance(reasons, str):
-            return f"finish: {reasons}"
-        return "finish: " + ", ".join(str(r) for r in reasons)
+        text = reasons if isinstance(reasons, str) else ", ".join(str(r) for r in reasons)
+        return Text(text, style="italic")  # "stop", "tool_calls", "length": they read as what they are
 
     def _tool_label(self, span: ReceivedSpan) -> Text:
         attrs = span.attributes

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
@@ -57,7 +58,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        with error:  # holds the connection until closed
+            return error.code, error.read()
 
 
 def any_value(**kwargs: object) -> AnyValue:
@@ -97,7 +99,7 @@ def hand_made_request() -> ExportTraceServiceRequest:
             KeyValue(key="empty", value=AnyValue()),
         ],
     )
-    span.status.code = 2
+    span.status.code = ProtoStatus.STATUS_CODE_ERROR
     span.status.message = "boom"
     request = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
@@ -283,6 +285,7 @@ def test_wrong_path_method_and_content_type(rx: OTLPReceiver) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(rx.traces_url, timeout=5)
     assert info.value.code == 405
+    info.value.close()
     assert rx.spans == []
     assert [(r.path, r.status) for r in rx.requests] == [
         ("/v1/metrics", 404),
@@ -378,7 +381,7 @@ def test_on_spans_runs_before_the_response(caplog: pytest.LogCaptureFixture) -> 
             pass
         assert exporter.export([last]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
         assert seen[-1] == ["still-serving"]
-        exporter.shutdown()
+        exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_concurrent_exports(rx: OTLPReceiver) -> None:
