@@ -11,15 +11,10 @@ missing, before anything is written.
 
 from __future__ import annotations
 
-import math
-import operator
 import threading
-import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any, ClassVar, Final, Literal, Self
 
 from opentelemetry import trace
@@ -27,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from . import _checks as checks
 from . import _config
 from . import _semconv as sc
 from ._redact import redact
@@ -34,130 +30,6 @@ from ._redact import redact
 FeedbackScore = Literal["thumbs_up", "thumbs_down"]
 FEEDBACK_SCORES: Final = {"thumbs_up": 1.0, "thumbs_down": -1.0}
 FEEDBACK_TEXT_MAX: Final = 2000
-_STATUS_CODES: Final = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
-
-
-# --- argument checks: each raises at the call, naming the call and the parameter ----------------------
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _text(value: object, where: str) -> str:
-    """A str for span content. Lone surrogates (which UTF-8, and so the OTLP encoder, cannot carry)
-    become U+FFFD and surrogate pairs are joined, here at the call rather than failing in the export."""
-    if not isinstance(value, str):
-        raise TypeError(f"[TCC] {where} expects a str, got {_type_name(value)}")
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return value
-
-
-def _optional_text(value: object, where: str) -> str | None:
-    return None if value is None else _text(value, where)
-
-
-def _identifier(value: object, where: str) -> str:
-    """An id: a non-empty str (a UUID object is accepted and turned into its str)."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if not isinstance(value, str):
-        raise TypeError(f"[TCC] {where} expects a non-empty str, got {_type_name(value)}")
-    if not value.strip():
-        raise ValueError(f"[TCC] {where} expects a non-empty str, got {value!r}")
-    return _text(value, where)
-
-
-def _new_id(value: object, where: str) -> str:
-    return str(uuid.uuid4()) if value is None else _identifier(value, where)
-
-
-def _token_count(value: object, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"[TCC] {where} expects an int >= 0 or None, got bool {value!r}")
-    try:
-        count = operator.index(value)  # type: ignore[arg-type]  # int and int-like (numpy), not float/str
-    except TypeError:
-        raise TypeError(
-            f"[TCC] {where} expects an int >= 0 or None, got {_type_name(value)} {value!r}"
-        ) from None
-    if count < 0:
-        raise ValueError(f"[TCC] {where} expects an int >= 0 or None, got {count}")
-    return count
-
-
-def _cost(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
-        raise TypeError(f"[TCC] {where} expects a number of USD >= 0, got {_type_name(value)} {value!r}")
-    cost = float(value)
-    if not math.isfinite(cost) or cost < 0:
-        raise ValueError(f"[TCC] {where} expects a finite number of USD >= 0, got {value!r}")
-    return cost
-
-
-def _metadata_value(key: str, value: object, where: str) -> AttributeValue:
-    if isinstance(value, str):
-        return _text(value, f"{where} value for {key!r}")
-    if isinstance(value, bool | int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    raise TypeError(
-        f"[TCC] {where} value for {key!r} must be a str (or a bool, int or finite float), "
-        f"got {_type_name(value)}"
-    )
-
-
-def _metadata(data: object, kwargs: Mapping[str, object], where: str) -> dict[str, AttributeValue]:
-    items: dict[str, AttributeValue] = {}
-    if data is not None:
-        if not isinstance(data, Mapping):
-            raise TypeError(f"[TCC] {where}(data=...) expects a dict of str to str, got {_type_name(data)}")
-        for key, value in data.items():
-            if not isinstance(key, str):
-                raise TypeError(f"[TCC] {where}(data=...) keys must be str, got {_type_name(key)} {key!r}")
-            if not key.strip():
-                raise ValueError(f"[TCC] {where}(data=...) keys must be non-empty, got {key!r}")
-            items[_text(key, f"{where}(data=...) key")] = _metadata_value(key, value, f"{where}(data=...)")
-    for key, value in kwargs.items():
-        if not key.strip():
-            raise ValueError(f"[TCC] {where}() keys must be non-empty, got {key!r}")
-        items[_text(key, f"{where}() key")] = _metadata_value(key, value, f"{where}({key}=...)")
-    return items
-
-
-def _status_code(code: object, where: str) -> StatusCode:
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise TypeError(
-            f"[TCC] {where}(code=...) expects 0 (ok) or 2 (error), got {_type_name(code)} {code!r}"
-        )
-    try:
-        return _STATUS_CODES[code]
-    except KeyError:
-        raise ValueError(
-            f"[TCC] {where}(code=...) expects 0 (ok), 1 (ok, explicit) or 2 (error), got {code}"
-        ) from None
-
-
-def _json_or_text(value: object, where: str) -> str:
-    """A str as is, anything else as JSON; what JSON cannot hold raises here, naming the parameter."""
-    if isinstance(value, str):
-        return _text(value, where)
-    try:
-        return _text(sc.dumps(value), where)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"[TCC] {where} expects a str or a JSON-serialisable value: {exc}") from None
-    except RecursionError:
-        raise ValueError(
-            f"[TCC] {where} expects a str or a JSON-serialisable value: it nests too deeply"
-        ) from None
 
 
 # --- the run registry: live runs by id, and the span contexts of recently ended ones -------------------
@@ -247,8 +119,8 @@ class _Record:
         >>> s.status(2, "rate limited")
         """
         where = f"{self._var}.status"
-        status = _status_code(code, where)
-        text = _optional_text(message, f"{where}(message=...)")
+        status = checks.status_code(code, where)
+        text = checks.optional_text(message, f"{where}(message=...)")
         self._open("status")
         self._status = status
         self._status_message = None if text is None else redact(text)
@@ -301,7 +173,7 @@ class _Record:
 
         The message is redacted (bearer tokens, API keys, passwords in URLs) before it is recorded.
         """
-        text = _text(status_message, f"{self._var}.error(status_message=...)")
+        text = checks.text(status_message, f"{self._var}.error(status_message=...)")
         self._open("error")
         self._status = StatusCode.ERROR
         if text:
@@ -338,12 +210,9 @@ class Run(_Record):
         api_key: str | None = None,
         tcc_url: str | None = None,
     ) -> None:
-        self._run_id = _new_id(run_id, "tcc.run(run_id=...)")
-        session = None if session_id is None else _identifier(session_id, "tcc.run(session_id=...)")
-        if conversational is not None and not isinstance(conversational, bool):
-            raise TypeError(
-                f"[TCC] tcc.run(conversational=...) expects a bool or None, got {_type_name(conversational)}"
-            )
+        self._run_id = checks.new_id(run_id, "tcc.run(run_id=...)")
+        session = None if session_id is None else checks.identifier(session_id, "tcc.run(session_id=...)")
+        flag = checks.optional_bool(conversational, "tcc.run(conversational=...)")
         _config.check_api_key(api_key, "tcc.run")
         _config.check_tcc_url(tcc_url, "tcc.run")
         super().__init__(api_key, tcc_url)
@@ -357,8 +226,8 @@ class Run(_Record):
         }
         if session is not None:
             attributes[sc.CONVERSATION_ID] = session
-        if conversational is not None:
-            attributes[sc.CONVERSATIONAL] = conversational
+        if flag is not None:
+            attributes[sc.CONVERSATIONAL] = flag
         self._start(sc.OP_INVOKE_AGENT, None, SpanKind.INTERNAL, attributes)
         self._context = trace.set_span_in_context(self._span)
         _live_runs[self._run_id] = self
@@ -373,8 +242,8 @@ class Run(_Record):
 
     def prompt(self, user_prompt: str, system_prompt: str | None = None) -> Self:
         """The user's prompt, and optionally the agent's system prompt (required before ``end()``)."""
-        user = _text(user_prompt, "r.prompt(user_prompt=...)")
-        system = _optional_text(system_prompt, "r.prompt(system_prompt=...)")
+        user = checks.text(user_prompt, "r.prompt(user_prompt=...)")
+        system = checks.optional_text(system_prompt, "r.prompt(system_prompt=...)")
         self._open("prompt")
         self._prompt = user
         self._system_prompt = system
@@ -382,7 +251,7 @@ class Run(_Record):
 
     def response(self, text: str) -> Self:
         """The agent's final response."""
-        value = _text(text, "r.response(text=...)")
+        value = checks.text(text, "r.response(text=...)")
         self._open("response")
         self._response = value
         return self
@@ -392,7 +261,7 @@ class Run(_Record):
 
         >>> r.metadata({"customer": "acme"}, plan="pro")
         """
-        items = _metadata(data, kwargs, "r.metadata")
+        items = checks.metadata(data, kwargs, "r.metadata")
         self._open("metadata")
         if self._metadata is None:
             self._metadata = items
@@ -473,8 +342,8 @@ class Step(_Record):
         *,
         _parent: Context | None = None,
     ) -> None:
-        self._run_id = _identifier(run_id, "tcc.step(run_id=...)")
-        self._step_id = _new_id(step_id, "tcc.step(step_id=...)")
+        self._run_id = checks.identifier(run_id, "tcc.step(run_id=...)")
+        self._step_id = checks.new_id(step_id, "tcc.step(step_id=...)")
         _config.check_api_key(api_key, "tcc.step")
         _config.check_tcc_url(tcc_url, "tcc.step")
         super().__init__(api_key, tcc_url)
@@ -510,22 +379,22 @@ class Step(_Record):
 
     def prompt(self, text: str) -> Self:
         """What was sent to the model (required before ``end()``)."""
-        value = _text(text, "s.prompt(text=...)")
+        value = checks.text(text, "s.prompt(text=...)")
         self._open("prompt")
         self._prompt = value
         return self
 
     def response(self, text: str) -> Self:
         """What the model answered (required before ``end()``)."""
-        value = _text(text, "s.response(text=...)")
+        value = checks.text(text, "s.response(text=...)")
         self._open("response")
         self._response = value
         return self
 
     def model(self, requested: str | None = None, used: str | None = None) -> Self:
         """The model asked for, and the model that answered (often a dated version of it)."""
-        req = _optional_text(requested, "s.model(requested=...)")
-        use = _optional_text(used, "s.model(used=...)")
+        req = checks.optional_text(requested, "s.model(requested=...)")
+        use = checks.optional_text(used, "s.model(used=...)")
         self._open("model")
         if req is not None:
             self._model_requested = req
@@ -540,9 +409,9 @@ class Step(_Record):
         completion: int | None = None,
     ) -> Self:
         """Token counts; ``gen_ai.usage.input_tokens`` is uncached + cached, as the convention counts them."""
-        uncached = _token_count(prompt_uncached, "s.tokens(prompt_uncached=...)")
-        cached = _token_count(prompt_cached, "s.tokens(prompt_cached=...)")
-        out = _token_count(completion, "s.tokens(completion=...)")
+        uncached = checks.token_count(prompt_uncached, "s.tokens(prompt_uncached=...)")
+        cached = checks.token_count(prompt_cached, "s.tokens(prompt_cached=...)")
+        out = checks.token_count(completion, "s.tokens(completion=...)")
         self._open("tokens")
         if uncached is not None:
             self._uncached = uncached
@@ -554,21 +423,21 @@ class Step(_Record):
 
     def cost(self, real_total: float) -> Self:
         """The call's actual cost in USD; it wins over the cost computed from model and tokens."""
-        value = _cost(real_total, "s.cost(real_total=...)")
+        value = checks.cost(real_total, "s.cost(real_total=...)")
         self._open("cost")
         self._cost = value
         return self
 
     def finish_reason(self, reason: str) -> Self:
         """Why the model stopped, e.g. "stop", "length", "tool_calls"."""
-        value = _text(reason, "s.finish_reason(reason=...)")
+        value = checks.text(reason, "s.finish_reason(reason=...)")
         self._open("finish_reason")
         self._finish_reason = value
         return self
 
     def tool_definitions(self, definitions: str) -> Self:
         """The tools offered to the model, as a JSON string."""
-        value = _text(definitions, "s.tool_definitions(definitions=...)")
+        value = checks.text(definitions, "s.tool_definitions(definitions=...)")
         self._open("tool_definitions")
         self._tool_definitions = value
         return self
@@ -642,10 +511,10 @@ class ToolCall(_Record):
         *,
         _parent: Context | None = None,
     ) -> None:
-        self._run_id = _identifier(run_id, "tcc.tool_call(run_id=...)")
-        self._tool_call_id = _new_id(tool_call_id, "tcc.tool_call(tool_call_id=...)")
+        self._run_id = checks.identifier(run_id, "tcc.tool_call(run_id=...)")
+        self._tool_call_id = checks.new_id(tool_call_id, "tcc.tool_call(tool_call_id=...)")
         self._tool_name = (
-            None if tool_name is None else _identifier(tool_name, "tcc.tool_call(tool_name=...)")
+            None if tool_name is None else checks.identifier(tool_name, "tcc.tool_call(tool_name=...)")
         )
         _config.check_api_key(api_key, "tcc.tool_call")
         _config.check_tcc_url(tcc_url, "tcc.tool_call")
@@ -675,21 +544,21 @@ class ToolCall(_Record):
 
     def name(self, tool_name: str) -> Self:
         """The tool's name (required before ``end()``, unless given to ``tool_call()``)."""
-        value = _identifier(tool_name, "tc.name(tool_name=...)")
+        value = checks.identifier(tool_name, "tc.name(tool_name=...)")
         self._open("name")
         self._tool_name = value
         return self
 
     def args(self, value: str | Any) -> Self:
         """The call's arguments: a str as is, anything else serialised to JSON here."""
-        text = _json_or_text(value, "tc.args(value=...)")
+        text = checks.json_or_text(value, "tc.args(value=...)")
         self._open("args")
         self._args = text
         return self
 
     def result(self, value: str | Any) -> Self:
         """The call's result: a str as is, anything else serialised to JSON here."""
-        text = _json_or_text(value, "tc.result(value=...)")
+        text = checks.json_or_text(value, "tc.result(value=...)")
         self._open("result")
         self._result = text
         return self
@@ -727,12 +596,12 @@ def submit_feedback(
     >>> tcc.submit_feedback(r.run_id, score="thumbs_up", text="Spot on")
     True
     """
-    rid = _identifier(run_id, "tcc.submit_feedback(run_id=...)")
+    rid = checks.identifier(run_id, "tcc.submit_feedback(run_id=...)")
     if score is not None and score not in FEEDBACK_SCORES:
         raise ValueError(
             f"[TCC] tcc.submit_feedback(score=...) expects 'thumbs_up', 'thumbs_down' or None, got {score!r}"
         )
-    body = _optional_text(text, "tcc.submit_feedback(text=...)")
+    body = checks.optional_text(text, "tcc.submit_feedback(text=...)")
     if not score and not body:
         raise ValueError("[TCC] Cannot submit feedback: at least one of 'score' or 'text' must be provided")
     if body is not None and len(body) > FEEDBACK_TEXT_MAX:

@@ -1,0 +1,151 @@
+"""Argument checks for the public API: each returns the clean value or raises at the call.
+
+Every error names the call and the parameter and says what was expected:
+
+    >>> token_count("25", "s.tokens(completion=...)")
+    Traceback (most recent call last):
+    TypeError: [TCC] s.tokens(completion=...) expects an int >= 0 or None, got str '25'
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import Final
+
+from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from . import _semconv as sc
+
+STATUS_CODES: Final = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+
+
+def type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def text(value: object, where: str) -> str:
+    """A str for span content. Lone surrogates (which UTF-8, and so the OTLP encoder, cannot carry)
+    become U+FFFD and surrogate pairs are joined, here at the call rather than failing in the export."""
+    if not isinstance(value, str):
+        raise TypeError(f"[TCC] {where} expects a str, got {type_name(value)}")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def optional_text(value: object, where: str) -> str | None:
+    return None if value is None else text(value, where)
+
+
+def optional_bool(value: object, where: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"[TCC] {where} expects a bool or None, got {type_name(value)}")
+    return value
+
+
+def identifier(value: object, where: str) -> str:
+    """An id: a non-empty str (a UUID object is accepted and turned into its str)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"[TCC] {where} expects a non-empty str, got {type_name(value)}")
+    if not value.strip():
+        raise ValueError(f"[TCC] {where} expects a non-empty str, got {value!r}")
+    return text(value, where)
+
+
+def new_id(value: object, where: str) -> str:
+    return str(uuid.uuid4()) if value is None else identifier(value, where)
+
+
+def token_count(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"[TCC] {where} expects an int >= 0 or None, got bool {value!r}")
+    try:
+        count = operator.index(value)  # type: ignore[arg-type]  # int and int-like (numpy), not float/str
+    except TypeError:
+        raise TypeError(
+            f"[TCC] {where} expects an int >= 0 or None, got {type_name(value)} {value!r}"
+        ) from None
+    if count < 0:
+        raise ValueError(f"[TCC] {where} expects an int >= 0 or None, got {count}")
+    return count
+
+
+def cost(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
+        raise TypeError(f"[TCC] {where} expects a number of USD >= 0, got {type_name(value)} {value!r}")
+    cost = float(value)
+    if not math.isfinite(cost) or cost < 0:
+        raise ValueError(f"[TCC] {where} expects a finite number of USD >= 0, got {value!r}")
+    return cost
+
+
+def metadata_value(key: str, value: object, where: str) -> AttributeValue:
+    if isinstance(value, str):
+        return text(value, f"{where} value for {key!r}")
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise TypeError(
+        f"[TCC] {where} value for {key!r} must be a str (or a bool, int or finite float), "
+        f"got {type_name(value)}"
+    )
+
+
+def metadata(data: object, kwargs: Mapping[str, object], where: str) -> dict[str, AttributeValue]:
+    items: dict[str, AttributeValue] = {}
+    if data is not None:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"[TCC] {where}(data=...) expects a dict of str to str, got {type_name(data)}")
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise TypeError(f"[TCC] {where}(data=...) keys must be str, got {type_name(key)} {key!r}")
+            if not key.strip():
+                raise ValueError(f"[TCC] {where}(data=...) keys must be non-empty, got {key!r}")
+            items[text(key, f"{where}(data=...) key")] = metadata_value(key, value, f"{where}(data=...)")
+    for key, value in kwargs.items():
+        if not key.strip():
+            raise ValueError(f"[TCC] {where}() keys must be non-empty, got {key!r}")
+        items[text(key, f"{where}() key")] = metadata_value(key, value, f"{where}({key}=...)")
+    return items
+
+
+def status_code(code: object, where: str) -> StatusCode:
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(
+            f"[TCC] {where}(code=...) expects 0 (ok) or 2 (error), got {type_name(code)} {code!r}"
+        )
+    try:
+        return STATUS_CODES[code]
+    except KeyError:
+        raise ValueError(
+            f"[TCC] {where}(code=...) expects 0 (ok), 1 (ok, explicit) or 2 (error), got {code}"
+        ) from None
+
+
+def json_or_text(value: object, where: str) -> str:
+    """A str as is, anything else as JSON; what JSON cannot hold raises here, naming the parameter."""
+    if isinstance(value, str):
+        return text(value, where)
+    try:
+        return text(sc.dumps(value), where)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"[TCC] {where} expects a str or a JSON-serialisable value: {exc}") from None
+    except RecursionError:
+        raise ValueError(
+            f"[TCC] {where} expects a str or a JSON-serialisable value: it nests too deeply"
+        ) from None
