@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict contextcompany
 
 demo: $(STAMP)
-	$(BIN)/python -m contextcompany demo --port $(PORT)
+	$(BIN)/python -m contextcompany dev --port $(PORT) -- $(BIN)/python examples/weather_agent.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_step.py

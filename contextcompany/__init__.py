@@ -8,6 +8,7 @@
 """
 
 from ._api import flush, run, shutdown, stats, step, tool_call
+from ._config import get_api_key, get_url
 from ._processor import SpanProcessor, Stats
 from ._records import Run, Step, ToolCall, submit_feedback
 
@@ -21,6 +22,8 @@ __all__ = [
     "ToolCall",
     "__version__",
     "flush",
+    "get_api_key",
+    "get_url",
     "run",
     "shutdown",
     "stats",

@@ -90,6 +90,21 @@ def check_api_key(api_key: str | None, call: str) -> None:
         raise TypeError(f"[TCC] {call}(api_key=...) expects a non-empty str or None")
 
 
+def _shutdown_timeout_millis() -> float | None:
+    """``TCC_SHUTDOWN_TIMEOUT_MILLIS``: how long shutdown and interpreter exit may wait for delivery."""
+    raw = os.environ.get("TCC_SHUTDOWN_TIMEOUT_MILLIS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also catches nan
+        _warn_once("shutdown", "contextcompany: TCC_SHUTDOWN_TIMEOUT_MILLIS=%r is not a number >= 0", raw)
+        return None
+    return value
+
+
 def _warn_once(key: str, message: str, *args: object) -> None:
     if key not in _warned:
         _warned.add(key)
@@ -137,7 +152,7 @@ def _build(api_key: str | None, tcc_url: str | None) -> Pipeline:
         endpoint=traces_endpoint(tcc_url) if tcc_url else None,
         headers={"authorization": f"Bearer {key}"} if key else None,
     )
-    processor = SpanProcessor(exporter)
+    processor = SpanProcessor(exporter, shutdown_timeout_millis=_shutdown_timeout_millis())
     provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
     provider.add_span_processor(processor)
     atexit.register(_at_exit)
@@ -192,3 +207,32 @@ def shutdown() -> None:
 def stats() -> Stats | None:
     pipeline = _pipeline
     return pipeline.processor.stats() if pipeline is not None and pipeline.processor is not None else None
+
+
+# --- kept from contextcompany 2.0.0, whose __all__ exported them ------------------------------------
+
+
+def get_api_key(api_key: str | None = None) -> str:
+    """The API key tcc sends as ``Authorization: Bearer``: ``api_key``, else ``TCC_API_KEY``.
+
+    Raises ValueError when neither is set (as in 2.0.0). tcc itself sends without a key then.
+
+    >>> get_api_key("tcc_live_123")
+    'tcc_live_123'
+    """
+    key = api_key or os.environ.get("TCC_API_KEY")
+    if not key:
+        raise ValueError("[TCC] No API key: set the TCC_API_KEY environment variable or pass api_key=...")
+    return key
+
+
+def get_url(path: str, api_key: str | None = None) -> str:
+    """``path`` joined to the OTLP base endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``, else the OTLP default).
+
+    ``api_key`` is accepted for compatibility with 2.0.0 and does not change the URL.
+
+    >>> get_url("/v1/traces")
+    'http://localhost:4318/v1/traces'
+    """
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or "http://localhost:4318"
+    return base.rstrip("/") + "/" + path.lstrip("/")

@@ -158,3 +158,16 @@ def test_traces_endpoint() -> None:
     assert _config.traces_endpoint("http://c:4318/") == "http://c:4318/v1/traces"
     assert _config.traces_endpoint("https://c/otlp/v1/traces") == "https://c/otlp/v1/traces"
     assert _config.traces_endpoint("https://c/otlp") == "https://c/otlp/v1/traces"
+
+
+def test_2_0_0_helpers_are_still_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TCC_API_KEY", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    with pytest.raises(ValueError, match="TCC_API_KEY"):
+        tcc.get_api_key()
+    assert tcc.get_api_key("k") == "k"
+    monkeypatch.setenv("TCC_API_KEY", "env-key")
+    assert tcc.get_api_key() == "env-key"
+    assert tcc.get_url("/v1/traces") == "http://localhost:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com/")
+    assert tcc.get_url("v1/traces", api_key="k") == "https://otel.example.com/v1/traces"
