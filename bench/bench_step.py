@@ -46,7 +46,10 @@ def start_sink() -> tuple[subprocess.Popen[str], str]:
     return sink, f"http://127.0.0.1:{port}"
 
 
-def raw_side(endpoint: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+Side = tuple[Callable[[int], None], Callable[[], object], Callable[[], None]]  # steps, flush, close
+
+
+def raw_side(endpoint: str) -> Side:
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -95,10 +98,14 @@ def raw_side(endpoint: str) -> tuple[Callable[[int], None], Callable[[], None]]:
             span.update_name("chat gpt-4o")
             span.end()
 
-    return steps, processor.force_flush
+    def close() -> None:
+        run_span.end()
+        provider.shutdown()
+
+    return steps, processor.force_flush, close
 
 
-def tcc_side(endpoint: str, with_cost: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
+def tcc_side(endpoint: str, with_cost: bool) -> Side:
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     import contextcompany as tcc
 
@@ -118,10 +125,14 @@ def tcc_side(endpoint: str, with_cost: bool) -> tuple[Callable[[int], None], Cal
                 s.cost(0.0012)
             s.end()
 
-    return steps, tcc.flush
+    def close() -> None:
+        run.end()
+        tcc.flush()
+
+    return steps, tcc.flush, close
 
 
-def measure(steps: Callable[[int], None], flush: Callable[[], None], n: int) -> tuple[float, float]:
+def measure(steps: Callable[[int], None], flush: Callable[[], object], n: int) -> tuple[float, float]:
     flush()
     cpu0, thread0 = time.process_time_ns(), time.thread_time_ns()
     steps(n)
@@ -151,13 +162,15 @@ def main() -> int:
             "tcc step, cost computed": tcc_side(endpoint, with_cost=False),
             "tcc step, cost reported": tcc_side(endpoint, with_cost=True),
         }
-        for steps, flush in sides.values():  # warm up: imports, price look-ups, connections
+        for steps, flush, _ in sides.values():  # warm up: imports, price look-ups, connections
             measure(steps, flush, 500)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         with console.status("measuring..."):
             for _ in range(args.rounds):
-                for name, (steps, flush) in sides.items():
+                for name, (steps, flush, _) in sides.items():
                     results[name].append(measure(steps, flush, args.steps))
+        for _, _, close in sides.values():  # deliver everything while the collector is still there
+            close()
     finally:
         sink.terminate()
         sink.wait()

@@ -10,7 +10,7 @@
 from ._api import flush, run, shutdown, stats, step, tool_call
 from ._config import get_api_key, get_url
 from ._processor import SpanProcessor, Stats
-from ._records import Run, Step, ToolCall, submit_feedback
+from ._records import Run, Step, ToolCall, current_run, submit_feedback
 
 __version__ = "3.0.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "Step",
     "ToolCall",
     "__version__",
+    "current_run",
     "flush",
     "get_api_key",
     "get_url",

@@ -13,6 +13,7 @@ import math
 import operator
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Final
@@ -23,6 +24,8 @@ from opentelemetry.util.types import AttributeValue
 from . import _semconv as sc
 
 STATUS_CODES: Final = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_NS: Final = 2**63 - 1  # OTLP carries fixed64 nanoseconds; Python's datetime stops at 9999 anyway
 
 
 def type_name(value: object) -> str:
@@ -51,6 +54,17 @@ def optional_bool(value: object, where: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"[TCC] {where} expects a bool or None, got {type_name(value)}")
     return value
+
+
+def seconds(value: object, where: str) -> float | None:
+    """A duration in seconds (int or float, finite, >= 0), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"[TCC] {where} expects a number of seconds >= 0 or None, got {type_name(value)}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"[TCC] {where} expects a number of seconds >= 0 (0 disables), got {value!r}")
+    return float(value)
 
 
 def identifier(value: object, where: str) -> str:
@@ -149,3 +163,31 @@ def json_or_text(value: object, where: str) -> str:
         raise ValueError(
             f"[TCC] {where} expects a str or a JSON-serialisable value: it nests too deeply"
         ) from None
+
+
+def timestamp(value: object, where: str) -> int | None:
+    """Epoch nanoseconds from an aware datetime, a naive one (read as UTC) or an int of epoch ns.
+
+    >>> timestamp(datetime(2026, 1, 1, tzinfo=UTC), "start_time")
+    1767225600000000000
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        delta = aware - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ns = value
+    else:
+        hint = "; epoch seconds (time.time()) must be given as a datetime" if isinstance(value, float) else ""
+        raise TypeError(
+            f"[TCC] {where} expects a datetime or an int of epoch nanoseconds, got {type_name(value)}{hint}"
+        )
+    if ns < 0:
+        raise ValueError(f"[TCC] {where} expects a time after 1970-01-01 UTC, got {value!r}")
+    if ns > _MAX_NS:
+        raise ValueError(
+            f"[TCC] {where} expects a time before the year 2262 (64-bit nanoseconds), got {value!r}"
+        )
+    return ns

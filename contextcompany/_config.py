@@ -17,6 +17,7 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,7 +25,9 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
+from . import _ids
 from . import _semconv as sc
 from ._processor import SpanProcessor, Stats
 
@@ -45,9 +48,24 @@ class Pipeline:
     tcc_url: str | None = None
 
 
+@dataclass(slots=True)
+class Settings:
+    """What ``configure()`` can change while tcc runs."""
+
+    run_timeout: float = 20 * 60.0  # seconds; 0 disables
+
+
+settings = Settings()
 _lock = threading.Lock()
 _pipeline: Pipeline | None = None
 _warned: set[str] = set()
+_exit_hooks: list[Callable[[], None]] = []
+_exit_registered = False
+
+
+def on_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at interpreter exit, before the last delivery (records end their open spans)."""
+    _exit_hooks.append(hook)
 
 
 def _after_fork_in_child() -> None:
@@ -137,25 +155,30 @@ def _setup(api_key: str | None, tcc_url: str | None) -> Pipeline:
 
 
 def _build(api_key: str | None, tcc_url: str | None) -> Pipeline:
+    global _exit_registered
+    if not _exit_registered:
+        # Registered after any provider the service made, so it runs before that provider's exit hook.
+        atexit.register(_at_exit)
+        _exit_registered = True
     if _env_true("OTEL_SDK_DISABLED"):
         return Pipeline(tracer=trace.NoOpTracer(), api_key=api_key, tcc_url=tcc_url)
     host = trace.get_tracer_provider()
     if not isinstance(host, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return Pipeline(
-            tracer=host.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION),
-            provider=host,
-            api_key=api_key,
-            tcc_url=tcc_url,
-        )
+        tracer = host.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
+        _ids.install(tracer)
+        return Pipeline(tracer=tracer, provider=host, api_key=api_key, tcc_url=tcc_url)
     key = api_key or os.environ.get("TCC_API_KEY") or None
     exporter = OTLPSpanExporter(
         endpoint=traces_endpoint(tcc_url) if tcc_url else None,
         headers={"authorization": f"Bearer {key}"} if key else None,
     )
     processor = SpanProcessor(exporter, shutdown_timeout_millis=_shutdown_timeout_millis())
-    provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
+    provider = TracerProvider(
+        resource=Resource.create(),
+        shutdown_on_exit=False,  # _at_exit does it, within a bound
+        id_generator=_ids.RunIdGenerator(RandomIdGenerator()),
+    )
     provider.add_span_processor(processor)
-    atexit.register(_at_exit)
     return Pipeline(
         tracer=provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION),
         provider=provider,
@@ -175,6 +198,11 @@ def install(pipeline: Pipeline | None) -> Pipeline | None:
 
 
 def _at_exit() -> None:
+    for hook in _exit_hooks:
+        try:
+            hook()
+        except Exception:
+            logger.exception("contextcompany: an exit hook failed")
     # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
     pipeline = _pipeline
     if pipeline is not None and pipeline.owned and isinstance(pipeline.provider, TracerProvider):

@@ -201,7 +201,9 @@ class Pricing:
 class Totals:
     input_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
     unpriced_llm_calls: int = 0
@@ -209,7 +211,9 @@ class Totals:
     def add(self, other: Totals) -> None:
         self.input_tokens += other.input_tokens
         self.cache_read_tokens += other.cache_read_tokens
+        self.cache_creation_tokens += other.cache_creation_tokens
         self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
         self.cost_usd += other.cost_usd
         self.llm_calls += other.llm_calls
         self.unpriced_llm_calls += other.unpriced_llm_calls
@@ -253,7 +257,9 @@ class RollUp:
             own = Totals(
                 input_tokens=_count(edit.get(sc.USAGE_INPUT_TOKENS)),
                 cache_read_tokens=_count(edit.get(sc.USAGE_CACHE_READ_INPUT_TOKENS)),
+                cache_creation_tokens=_count(edit.get(sc.USAGE_CACHE_CREATION_INPUT_TOKENS)),
                 output_tokens=_count(edit.get(sc.USAGE_OUTPUT_TOKENS)),
+                reasoning_tokens=_count(edit.get(sc.USAGE_REASONING_OUTPUT_TOKENS)),
                 cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
                 llm_calls=1,
                 unpriced_llm_calls=0 if isinstance(cost, int | float) else 1,
@@ -266,7 +272,9 @@ class RollUp:
             t = totals or Totals()
             edit.set(sc.RUN_INPUT_TOKENS, t.input_tokens)
             edit.set(sc.RUN_CACHE_READ_TOKENS, t.cache_read_tokens)
+            edit.set(sc.RUN_CACHE_CREATION_TOKENS, t.cache_creation_tokens)
             edit.set(sc.RUN_OUTPUT_TOKENS, t.output_tokens)
+            edit.set(sc.RUN_REASONING_TOKENS, t.reasoning_tokens)
             edit.set(sc.RUN_COST_USD, round(t.cost_usd, 12))
             edit.set(sc.RUN_LLM_CALLS, t.llm_calls)
             edit.set(sc.RUN_UNPRICED_CALLS, t.unpriced_llm_calls)

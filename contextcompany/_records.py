@@ -1,43 +1,90 @@
 """Run, Step and ToolCall: fluent records, each backed by one OpenTelemetry span.
 
-    >>> r = tcc.run()
-    >>> r.prompt("What is the weather in London?").response("15°C and cloudy").end()
+    >>> with tcc.run(name="weather") as r:
+    ...     r.prompt("What is the weather in London?")
+    ...     with r.step() as s:
+    ...         s.prompt("...").response("15°C and cloudy").model("gpt-4o")
+    ...     r.response("15°C and cloudy")
 
 A record's span starts when the record is made. Setters check their arguments at the call and keep the
 values; ``end()`` / ``error()`` write every attribute at once and end the span. That keeps a setter to a
 few attribute stores, and lets ``end()`` refuse (and leave the record open) when a required call is
 missing, before anything is written.
+
+Nothing is left open: a run ends its open steps and tool calls first; a run past its timeout, a record
+dropped without ``end()`` and anything still open at interpreter exit are ended as errors that say why
+(``error.type`` ``tcc.timeout``, ``tcc.parent_ended``, ``tcc.abandoned``, ``tcc.process_exit``). Calls on
+a record tcc ended that way are ignored with one warning instead of raising: the application did nothing
+wrong.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
+import traceback
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, Self
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.semconv.attributes import exception_attributes as exc_attrs
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _checks as checks
-from . import _config
+from . import _config, _ids
+from . import _messages as messages
 from . import _semconv as sc
+from ._lifetimes import Reaper
 from ._redact import redact
+
+logger = logging.getLogger("contextcompany")
 
 FeedbackScore = Literal["thumbs_up", "thumbs_down"]
 FEEDBACK_SCORES: Final = {"thumbs_up": 1.0, "thumbs_down": -1.0}
 FEEDBACK_TEXT_MAX: Final = 2000
 
+ERROR_TIMEOUT: Final = "tcc.timeout"
+ERROR_PARENT_ENDED: Final = "tcc.parent_ended"
+ERROR_ABANDONED: Final = "tcc.abandoned"
+ERROR_PROCESS_EXIT: Final = "tcc.process_exit"
 
-# --- the run registry: live runs by id, and the span contexts of recently ended ones -------------------
+
+# --- what this process knows about runs ---------------------------------------------------------------
 
 _live_runs: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
+# Steps and tool calls whose run is not alive here (made from another process's run id): ended at exit.
+_orphans: weakref.WeakSet[_Record] = weakref.WeakSet()
 _recent_lock = threading.Lock()
 _recent_runs: OrderedDict[str, trace.SpanContext] = OrderedDict()
 _RECENT_RUNS_MAX: Final = 10_000
+
+_current_run: ContextVar[Run | None] = ContextVar("contextcompany.current_run", default=None)
+_current_step: ContextVar[Step | None] = ContextVar("contextcompany.current_step", default=None)
+
+
+def current_run() -> Run | None:
+    """The run whose ``with`` block (or ``@tcc.agent`` function) this code runs in, if any.
+
+    It follows ``contextvars``: asyncio tasks and ``contextvars.copy_context().run`` see the run of the
+    code that created them.
+
+    >>> with tcc.run() as r:
+    ...     assert tcc.current_run() is r
+    """
+    return _current_run.get()
+
+
+def current_step() -> Step | None:
+    return _current_step.get()
 
 
 def _remember_run(run_id: str, span_context: trace.SpanContext) -> None:
@@ -50,58 +97,160 @@ def _remember_run(run_id: str, span_context: trace.SpanContext) -> None:
             _recent_runs.popitem(last=False)
 
 
-def live_run(run_id: str) -> Run | None:
-    return _live_runs.get(run_id)
+def known_run(run_id: str) -> bool:
+    """Whether this process has seen run ``run_id`` (alive, or ended recently)."""
+    return run_id in _live_runs or run_id in _recent_runs
 
 
-def run_context(run_id: str) -> Context | None:
-    """A context whose parent is run ``run_id``'s span, if this process knows it (live or recent)."""
+def run_context(run_id: str) -> Context:
+    """The context to start a child of run ``run_id`` in: its live span, the span context of a run that
+    ended here recently, or the span context derived from the run id (a run of another process)."""
     run = _live_runs.get(run_id)
     if run is not None:
         return run._context
     with _recent_lock:
         span_context = _recent_runs.get(run_id)
     if span_context is None:
-        return None
+        span_context = _ids.run_span_context(run_id)
     return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+
+
+def _expire(now: float) -> float | None:
+    """The reaper's scan: end runs past their deadline; return the next deadline."""
+    next_deadline: float | None = None
+    for run in list(_live_runs.values()):
+        deadline = run._deadline
+        if deadline is None:
+            continue
+        if deadline <= now:
+            run._abandon(f"run timed out after {run._timeout:g} s without end() or error()", ERROR_TIMEOUT)
+        elif next_deadline is None or deadline < next_deadline:
+            next_deadline = deadline
+    return next_deadline
+
+
+_reaper = Reaper(_expire)
+
+
+def _end_everything_open() -> None:
+    """At interpreter exit: what the application left open is ended, so no span is lost."""
+    _reaper.drain()
+    for run in list(_live_runs.values()):
+        run._abandon("the process exited before the run ended", ERROR_PROCESS_EXIT)
+    for record in list(_orphans):
+        record._abandon(f"the process exited before the {record._kind} ended", ERROR_PROCESS_EXIT)
+    _reaper.drain()
+
+
+_config.on_exit(_end_everything_open)
+
+
+def _forget_inherited_records() -> None:
+    # A forked child holds copies of the parent's open records. The parent ends and sends them; the
+    # child must not send them a second time, from its exit hook or its garbage collector.
+    for record in [*_live_runs.values(), *_orphans]:
+        record._ended = record._auto_ended = True
+        if record._finalizer is not None:
+            record._finalizer.detach()
+    _live_runs.clear()
+    _orphans.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_records)
+
+
+def _end_collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
+    """A record was garbage-collected without end(): end its open children and its span as errors."""
+    for child in reversed(list(children or ())):
+        child._abandon(f"its run was dropped before this {child._kind} ended", ERROR_ABANDONED)
+    span.set_attribute(sc.ERROR_TYPE, ERROR_ABANDONED)
+    span.set_status(StatusCode.ERROR, f"{kind} was garbage-collected without end() or error()")
+    span.end()
+
+
+def _collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
+    # Runs inside the garbage collector, maybe while this thread holds a lock: defer, take no lock.
+    _reaper.defer(lambda: _end_collected(span, children, kind))
+
+
+def _error_type(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 # --- the records ----------------------------------------------------------------------------------------
 
 
 class _Record:
-    """What runs, steps and tool calls share: the span, status, the ended-guard and end()/error()."""
+    """What runs, steps and tool calls share: the span, status, times, the ended-guard, end()/error(),
+    the ``with`` form and the lifetime rules."""
 
     __slots__ = (
         "__weakref__",
         "_api_key",
+        "_auto_ended",
         "_end_lock",
+        "_end_ns",
         "_ended",
+        "_error_type",
+        "_finalizer",
+        "_owner",
+        "_scope",
         "_span",
+        "_start_ns",
         "_status",
         "_status_message",
         "_tcc_url",
+        "_warned",
     )
 
     _kind: ClassVar[str]  # "run", "step", "tool call": for messages
     _var: ClassVar[str]  # "r", "s", "tc": how the old package's docs name the object in messages
+    _current: ClassVar[ContextVar[Any] | None] = None  # the contextvar a ``with`` block sets, if any
 
     _span: trace.Span
 
-    def __init__(self, api_key: str | None, tcc_url: str | None) -> None:
+    def __init__(self, api_key: str | None, tcc_url: str | None, start_ns: int | None) -> None:
         self._api_key = api_key
         self._tcc_url = tcc_url
+        self._start_ns = start_ns
+        self._end_ns: int | None = None
         self._ended = False
+        self._auto_ended = False
+        self._warned = False
         self._end_lock = threading.Lock()
         self._status = StatusCode.UNSET
         self._status_message: str | None = None
+        self._error_type: str | None = None
+        self._owner: Run | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._scope: tuple[object, Token[Any] | None] | None = None
 
-    def _open(self, call: str) -> None:
-        if self._ended:
-            raise RuntimeError(
-                f"[TCC] {self._kind.capitalize()} has already ended: {self._var}.{call}() cannot be called "
-                f"after {self._var}.end() or {self._var}.error()"
-            )
+    # -- guards --
+
+    def _open(self, call: str) -> bool:
+        """True when the record takes calls. Raises after the application's own end()/error(); after tcc
+        ended the record (timeout, run ended, exit) the call is ignored, with one warning."""
+        if not self._ended:
+            return True
+        if self._auto_ended:
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "contextcompany: %s.%s() ignored: tcc already ended this %s (%s)",
+                    self._var,
+                    call,
+                    self._kind,
+                    self._status_message,
+                )
+            return False
+        raise RuntimeError(
+            f"[TCC] {self._kind.capitalize()} has already ended: {self._var}.{call}() cannot be called "
+            f"after {self._var}.end() or {self._var}.error()"
+        )
+
+    # -- the span --
 
     def _start(
         self,
@@ -111,7 +260,23 @@ class _Record:
         attributes: dict[str, AttributeValue],
     ) -> None:
         tracer = _config.get(self._api_key, self._tcc_url).tracer
-        self._span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+        self._span = tracer.start_span(
+            name, context=parent, kind=kind, attributes=attributes, start_time=self._start_ns
+        )
+
+    def _adopt(self, owner: Run | None) -> None:
+        """Tie the record's lifetime to its run's, or, without a live run here, to the process's."""
+        if not self._span.is_recording():
+            return  # nothing will be exported (tcc disabled, or not sampled): nothing to end
+        if owner is not None and not owner._ended:
+            self._owner = owner
+            owner._children[self] = None
+        else:
+            _orphans.add(self)
+            self._finalizer = weakref.finalize(self, _collected, self._span, None, self._kind)
+            self._finalizer.atexit = False  # the exit hook ends it, before the last delivery
+
+    # -- setters every record has --
 
     def status(self, code: int, message: str | None = None) -> Self:
         """Set the status: 0 ok (the default), 2 error (1 marks ok explicitly, as in OpenTelemetry).
@@ -121,10 +286,25 @@ class _Record:
         where = f"{self._var}.status"
         status = checks.status_code(code, where)
         text = checks.optional_text(message, f"{where}(message=...)")
-        self._open("status")
-        self._status = status
-        self._status_message = None if text is None else redact(text)
+        if self._open("status"):
+            self._status = status
+            self._status_message = None if text is None else redact(text)
         return self
+
+    def end_time(self, t: object) -> Self:
+        """When the record ended, if not now: an aware datetime, a naive one (read as UTC), or epoch ns.
+
+        >>> s.end_time(datetime(2026, 5, 1, 12, 0, 3, tzinfo=UTC))
+        """
+        ns = checks.timestamp(t, f"{self._var}.end_time(t=...)")
+        start = self._start_ns if self._start_ns is not None else getattr(self._span, "start_time", None)
+        if ns is not None and isinstance(start, int) and ns < start:
+            raise ValueError(f"[TCC] {self._var}.end_time(t=...) is before the {self._kind}'s start time")
+        if self._open("end_time"):
+            self._end_ns = ns
+        return self
+
+    # -- ending --
 
     def _missing(self) -> str | None:
         """The setter that must be called before end(), if one is missing."""
@@ -136,30 +316,61 @@ class _Record:
     def _name(self) -> str | None:
         return None
 
+    def _before_end(self) -> None:
+        """Runs end their open children first."""
+
     def _finish(self) -> None:
         with self._end_lock:
-            self._open("end")
+            if self._ended:
+                if self._auto_ended:
+                    return  # tcc ended it a moment ago (timeout, its run ended): nothing to add
+                self._open("end")
             self._ended = True
+        self._emit()
+
+    def _abandon(self, reason: str, error_type: str) -> None:
+        """tcc ends the record as an error (timeout, parent ended, process exit). Never raises."""
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = self._auto_ended = True
+        self._status = StatusCode.ERROR
+        self._status_message = reason
+        self._error_type = error_type
+        try:
+            self._emit()
+        except Exception:
+            logger.exception("contextcompany: could not end %r", self)
+
+    def _emit(self) -> None:
+        self._before_end()
         span = self._span
         attributes = self._attributes()
         if self._status is StatusCode.ERROR:
-            attributes[sc.ERROR_TYPE] = sc.ERROR_TYPE_OTHER
+            attributes[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
         span.set_attributes(attributes)
         name = self._name()
         if name is not None:
             span.update_name(name)
         if self._status is not StatusCode.UNSET:
             span.set_status(self._status, self._status_message if self._status is StatusCode.ERROR else None)
-        span.end()
-        self._ended_hook()
+        span.end(end_time=self._end_ns)
+        owner = self._owner
+        if owner is not None:
+            owner._children.pop(self, None)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            _orphans.discard(self)
+        self._after_end()
 
-    def _ended_hook(self) -> None:
+    def _after_end(self) -> None:
         pass
 
     def end(self) -> None:
         """Finish the record and send its span. Raises ValueError, sending nothing and leaving the
         record open, when a required setter was not called."""
-        self._open("end")
+        if not self._open("end"):
+            return
         missing = self._missing()
         if missing is not None:
             raise ValueError(
@@ -174,13 +385,62 @@ class _Record:
         The message is redacted (bearer tokens, API keys, passwords in URLs) before it is recorded.
         """
         text = checks.text(status_message, f"{self._var}.error(status_message=...)")
-        self._open("error")
+        if not self._open("error"):
+            return
         self._status = StatusCode.ERROR
         if text:
             self._status_message = redact(text)
         if self._status_message is None:
             self._status_message = f"{self._kind} failed"
         self._finish()
+
+    # -- the with form --
+
+    def __enter__(self) -> Self:
+        # The record's span becomes the active OpenTelemetry span, so spans of other instrumentations
+        # (HTTP clients, LLM SDKs) nest under it; a run or step also becomes tcc's current one.
+        otel_token = otel_context.attach(trace.set_span_in_context(self._span))
+        var = self._current
+        self._scope = (otel_token, var.set(self) if var is not None else None)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._leave()
+        if self._ended:
+            return  # ended inside the block
+        if exc is None:
+            self.end()  # a missing prompt/response raises here, as end() would
+        else:
+            self._fail(exc)
+
+    def _leave(self) -> None:
+        scope, self._scope = self._scope, None
+        if scope is None:
+            return
+        otel_token, var_token = scope
+        if var_token is not None and self._current is not None:
+            try:
+                self._current.reset(var_token)
+            except ValueError:  # exited in another context than it entered (e.g. another task)
+                self._current.set(None)
+        otel_context.detach(otel_token)  # type: ignore[arg-type]
+
+    def _fail(self, exc: BaseException) -> None:
+        """End as failed with the exception recorded on the span (redacted), as ``with`` does."""
+        error_type = _error_type(exc)
+        message = redact(str(exc)) or error_type
+        self._span.add_event(
+            "exception",
+            {
+                exc_attrs.EXCEPTION_TYPE: error_type,
+                exc_attrs.EXCEPTION_MESSAGE: message,
+                exc_attrs.EXCEPTION_STACKTRACE: redact("".join(traceback.format_exception(exc))),
+            },
+        )
+        self._error_type = error_type
+        self.error(message)
 
     def __repr__(self) -> str:
         state = "ended" if self._ended else "open"
@@ -193,14 +453,28 @@ class _Record:
 class Run(_Record):
     """One agent invocation, from the user's prompt to the final response; a span ``invoke_agent``.
 
-    >>> r = tcc.run(session_id="chat-42")
-    >>> r.prompt("What is the weather in London?", system_prompt="You are a weather agent.")
-    >>> r.response("15°C and cloudy.").end()
+    >>> with tcc.run(name="weather", session_id="chat-42") as r:
+    ...     r.prompt("What is the weather in London?", system_prompt="You are a weather agent.")
+    ...     r.response("15°C and cloudy.")
     """
 
-    __slots__ = ("_context", "_metadata", "_prompt", "_response", "_run_id", "_system_prompt")
+    __slots__ = (
+        "_children",
+        "_context",
+        "_deadline",
+        "_full_input",
+        "_full_output",
+        "_metadata",
+        "_name_",
+        "_prompt",
+        "_response",
+        "_run_id",
+        "_system_prompt",
+        "_timeout",
+    )
     _kind = "run"
     _var = "r"
+    _current = _current_run
 
     def __init__(
         self,
@@ -209,28 +483,51 @@ class Run(_Record):
         conversational: bool | None = None,
         api_key: str | None = None,
         tcc_url: str | None = None,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        start_time: object = None,
     ) -> None:
         self._run_id = checks.new_id(run_id, "tcc.run(run_id=...)")
         session = None if session_id is None else checks.identifier(session_id, "tcc.run(session_id=...)")
         flag = checks.optional_bool(conversational, "tcc.run(conversational=...)")
+        agent = None if name is None else checks.identifier(name, "tcc.run(name=...)")
+        seconds = checks.seconds(timeout, "tcc.run(timeout=...)")
+        start_ns = checks.timestamp(start_time, "tcc.run(start_time=...)")
         _config.check_api_key(api_key, "tcc.run")
         _config.check_tcc_url(tcc_url, "tcc.run")
-        super().__init__(api_key, tcc_url)
+        super().__init__(api_key, tcc_url, start_ns)
+        self._name_ = agent
         self._prompt: str | None = None
         self._system_prompt: str | None = None
         self._response: str | None = None
+        self._full_input: str | None = None
+        self._full_output: str | None = None
         self._metadata: dict[str, AttributeValue] | None = None
+        self._children: dict[_Record, None] = {}
         attributes: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: sc.OP_INVOKE_AGENT,
             sc.RUN_ID: self._run_id,
         }
+        if agent is not None:
+            attributes[sc.AGENT_NAME] = agent
         if session is not None:
             attributes[sc.CONVERSATION_ID] = session
         if flag is not None:
             attributes[sc.CONVERSATIONAL] = flag
-        self._start(sc.OP_INVOKE_AGENT, None, SpanKind.INTERNAL, attributes)
+        span_name = sc.OP_INVOKE_AGENT if agent is None else f"{sc.OP_INVOKE_AGENT} {agent}"
+        with _ids.forced(self._run_id):  # so another process can find this span from the run id alone
+            self._start(span_name, None, SpanKind.INTERNAL, attributes)
         self._context = trace.set_span_in_context(self._span)
-        _live_runs[self._run_id] = self
+        self._timeout = _config.settings.run_timeout if seconds is None else seconds
+        self._deadline: float | None = None
+        if self._span.is_recording():
+            _live_runs[self._run_id] = self
+            self._finalizer = weakref.finalize(self, _collected, self._span, self._children, "run")
+            self._finalizer.atexit = False  # the exit hook ends it, before the last delivery
+            if self._timeout > 0:
+                self._deadline = time.monotonic() + self._timeout
+                _reaper.watch(self._deadline)
 
     @property
     def run_id(self) -> str:
@@ -240,20 +537,37 @@ class Run(_Record):
     def _ident(self) -> str:
         return f"run_id={self._run_id!r}"
 
-    def prompt(self, user_prompt: str, system_prompt: str | None = None) -> Self:
-        """The user's prompt, and optionally the agent's system prompt (required before ``end()``)."""
+    def prompt(
+        self, user_prompt: str, system_prompt: str | Sequence[Any] | None = None, full_input: Any = None
+    ) -> Self:
+        """The user's prompt (required before ``end()``), optionally the agent's system prompt (a str, or
+        content blocks such as Anthropic's ``system=``), and the agent's whole input when it is more than
+        the prompt (a str, or anything JSON can hold: recorded as ``tcc.run.full_input``).
+
+        >>> r.prompt("Book a table for two", system_prompt="You are a concierge.", full_input=request)
+        """
         user = checks.text(user_prompt, "r.prompt(user_prompt=...)")
-        system = checks.optional_text(system_prompt, "r.prompt(system_prompt=...)")
-        self._open("prompt")
-        self._prompt = user
-        self._system_prompt = system
+        system = (
+            None
+            if system_prompt is None
+            else messages.system_instructions(system_prompt, "r.prompt(system_prompt=...)")
+        )
+        whole = None if full_input is None else checks.json_or_text(full_input, "r.prompt(full_input=...)")
+        if self._open("prompt"):
+            self._prompt = sc.text_messages("user", user)
+            self._system_prompt = system
+            self._full_input = whole
         return self
 
-    def response(self, text: str) -> Self:
-        """The agent's final response."""
+    def response(self, text: str, full_output: Any = None) -> Self:
+        """The agent's final response, and optionally its whole output (``tcc.run.full_output``)."""
         value = checks.text(text, "r.response(text=...)")
-        self._open("response")
-        self._response = value
+        whole = (
+            None if full_output is None else checks.json_or_text(full_output, "r.response(full_output=...)")
+        )
+        if self._open("response"):
+            self._response = value
+            self._full_output = whole
         return self
 
     def metadata(self, data: Mapping[str, str] | None = None, **kwargs: str) -> Self:
@@ -262,23 +576,33 @@ class Run(_Record):
         >>> r.metadata({"customer": "acme"}, plan="pro")
         """
         items = checks.metadata(data, kwargs, "r.metadata")
-        self._open("metadata")
-        if self._metadata is None:
-            self._metadata = items
-        else:
-            self._metadata.update(items)
+        if self._open("metadata"):
+            if self._metadata is None:
+                self._metadata = items
+            else:
+                self._metadata.update(items)
         return self
 
-    def step(self, step_id: str | None = None) -> Step:
+    def step(self, step_id: str | None = None, *, start_time: object = None) -> Step:
         """Start an LLM call inside this run."""
-        self._open("step")
-        return Step(self._run_id, step_id, self._api_key, self._tcc_url, _parent=self._context)
+        if self._open("step"):
+            return Step(self._run_id, step_id, self._api_key, self._tcc_url, start_time=start_time, _run=self)
+        # tcc ended this run (timeout): the late step still lands in the run's trace, not lost
+        return Step(self._run_id, step_id, self._api_key, self._tcc_url, start_time=start_time)
 
-    def tool_call(self, tool_name: str | None = None, tool_call_id: str | None = None) -> ToolCall:
+    def tool_call(
+        self, tool_name: str | None = None, tool_call_id: str | None = None, *, start_time: object = None
+    ) -> ToolCall:
         """Start a tool call inside this run."""
-        self._open("tool_call")
+        run = self if self._open("tool_call") else None
         return ToolCall(
-            self._run_id, tool_call_id, tool_name, self._api_key, self._tcc_url, _parent=self._context
+            self._run_id,
+            tool_call_id,
+            tool_name,
+            self._api_key,
+            self._tcc_url,
+            start_time=start_time,
+            _run=run,
         )
 
     def feedback(self, score: FeedbackScore | None = None, text: str | None = None) -> bool:
@@ -288,34 +612,55 @@ class Run(_Record):
     def _missing(self) -> str | None:
         return "prompt" if self._prompt is None else None
 
+    def _before_end(self) -> None:
+        for child in reversed(list(self._children)):
+            child._abandon(f"the run ended before this {child._kind}", ERROR_PARENT_ENDED)
+
     def _attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {}
         if self._prompt is not None:
-            attributes[sc.INPUT_MESSAGES] = sc.text_messages("user", self._prompt)
+            attributes[sc.INPUT_MESSAGES] = self._prompt
         if self._system_prompt is not None:
-            attributes[sc.SYSTEM_INSTRUCTIONS] = sc.text_parts(self._system_prompt)
+            attributes[sc.SYSTEM_INSTRUCTIONS] = self._system_prompt
         if self._response is not None:
             attributes[sc.OUTPUT_MESSAGES] = sc.text_messages("assistant", self._response, "stop")
+        if self._full_input is not None:
+            attributes[sc.RUN_FULL_INPUT] = self._full_input
+        if self._full_output is not None:
+            attributes[sc.RUN_FULL_OUTPUT] = self._full_output
         if self._metadata:
             for key, value in self._metadata.items():
                 attributes[sc.METADATA_PREFIX + key] = value
         return attributes
 
-    def _ended_hook(self) -> None:
+    def _after_end(self) -> None:
+        self._deadline = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if _live_runs.get(self._run_id) is self:
             del _live_runs[self._run_id]
         _remember_run(self._run_id, self._span.get_span_context())
 
 
+def _parent_for(run_id: str, run: Run | None) -> tuple[Run | None, Context]:
+    if run is not None:
+        return run, run._context
+    live = _live_runs.get(run_id)
+    if live is not None and not live._ended:
+        return live, live._context
+    return None, run_context(run_id)
+
+
 class Step(_Record):
     """One LLM call; a span ``chat {model}``, the child of its run.
 
-    >>> s = r.step()
-    >>> s.prompt("Hello").response("World").model(requested="gpt-4", used="gpt-4-0613")
-    >>> s.tokens(prompt_uncached=150, prompt_cached=50, completion=25).finish_reason("stop").end()
+    >>> with r.step() as s:
+    ...     s.prompt("Hello").response("World").model(requested="gpt-4", used="gpt-4-0613")
+    ...     s.tokens(prompt_uncached=150, prompt_cached=50, completion=25).finish_reason("stop")
     """
 
     __slots__ = (
+        "_cache_write",
         "_cached",
         "_completion",
         "_context",
@@ -324,7 +669,10 @@ class Step(_Record):
         "_model_requested",
         "_model_used",
         "_prompt",
+        "_reasoning",
         "_response",
+        "_response_json",
+        "_response_reason",
         "_run_id",
         "_step_id",
         "_tool_definitions",
@@ -332,6 +680,7 @@ class Step(_Record):
     )
     _kind = "step"
     _var = "s"
+    _current = _current_step
 
     def __init__(
         self,
@@ -340,24 +689,30 @@ class Step(_Record):
         api_key: str | None = None,
         tcc_url: str | None = None,
         *,
-        _parent: Context | None = None,
+        start_time: object = None,
+        _run: Run | None = None,
     ) -> None:
         self._run_id = checks.identifier(run_id, "tcc.step(run_id=...)")
         self._step_id = checks.new_id(step_id, "tcc.step(step_id=...)")
+        start_ns = checks.timestamp(start_time, "tcc.step(start_time=...)")
         _config.check_api_key(api_key, "tcc.step")
         _config.check_tcc_url(tcc_url, "tcc.step")
-        super().__init__(api_key, tcc_url)
-        self._prompt: str | None = None
-        self._response: str | None = None
+        super().__init__(api_key, tcc_url, start_ns)
+        self._prompt: str | None = None  # GenAI input messages JSON
+        self._response: str | None = None  # a plain-text response, written out at end()
+        self._response_json: str | None = None  # or a structured one, already GenAI JSON...
+        self._response_reason: str | None = None  # ...and the finish reason written into it
         self._model_requested: str | None = None
         self._model_used: str | None = None
         self._uncached: int | None = None
         self._cached: int | None = None
+        self._cache_write: int | None = None
         self._completion: int | None = None
+        self._reasoning: int | None = None
         self._cost: float | None = None
         self._finish_reason: str | None = None
         self._tool_definitions: str | None = None
-        parent = _parent if _parent is not None else run_context(self._run_id)
+        owner, parent = _parent_for(self._run_id, _run)
         self._start(
             sc.OP_CHAT,
             parent,
@@ -365,6 +720,7 @@ class Step(_Record):
             {sc.OPERATION_NAME: sc.OP_CHAT, sc.STEP_ID: self._step_id, sc.RUN_ID: self._run_id},
         )
         self._context: Context | None = None
+        self._adopt(owner)
 
     @property
     def step_id(self) -> str:
@@ -377,29 +733,46 @@ class Step(_Record):
     def _ident(self) -> str:
         return f"step_id={self._step_id!r} run_id={self._run_id!r}"
 
-    def prompt(self, text: str) -> Self:
-        """What was sent to the model (required before ``end()``)."""
-        value = checks.text(text, "s.prompt(text=...)")
-        self._open("prompt")
-        self._prompt = value
+    def prompt(self, text: str | Sequence[Any]) -> Self:
+        """What was sent to the model (required before ``end()``): a str, or the list of chat messages
+        in the OpenAI or Anthropic shape (dicts or SDK objects), written in the GenAI message format.
+
+        >>> s.prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+        """
+        value = messages.input_messages(text, "s.prompt(text=...)")
+        if self._open("prompt"):
+            self._prompt = value
         return self
 
-    def response(self, text: str) -> Self:
-        """What the model answered (required before ``end()``)."""
-        value = checks.text(text, "s.response(text=...)")
-        self._open("response")
-        self._response = value
+    def response(self, text: str | Any) -> Self:
+        """What the model answered (required before ``end()``): a str, or the assistant message (an
+        OpenAI message, choice or completion, an Anthropic message; dicts or SDK objects). A finish
+        reason found in it is used unless ``finish_reason()`` gives one.
+
+        >>> s.response(completion.choices[0])      # message, tool calls and finish reason
+        """
+        if isinstance(text, str):
+            plain: str | None = checks.text(text, "s.response(text=...)")
+            structured, found = None, None
+        else:
+            plain = None
+            structured, found = messages.output_messages(text, None, "s.response(text=...)")
+        if self._open("response"):
+            self._response, self._response_json, self._response_reason = plain, structured, found
         return self
 
     def model(self, requested: str | None = None, used: str | None = None) -> Self:
-        """The model asked for, and the model that answered (often a dated version of it)."""
+        """The model asked for, and the model that answered (often a dated version of it).
+        ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after)."""
         req = checks.optional_text(requested, "s.model(requested=...)")
         use = checks.optional_text(used, "s.model(used=...)")
-        self._open("model")
-        if req is not None:
-            self._model_requested = req
-        if use is not None:
-            self._model_used = use
+        if self._open("model"):
+            if req is not None:
+                self._model_requested = req
+            if use is not None:
+                self._model_used = use
+            elif req is not None and self._model_used is None:
+                self._model_used = req
         return self
 
     def tokens(
@@ -407,54 +780,89 @@ class Step(_Record):
         prompt_uncached: int | None = None,
         prompt_cached: int | None = None,
         completion: int | None = None,
+        *,
+        cache_write: int | None = None,
+        reasoning: int | None = None,
     ) -> Self:
-        """Token counts; ``gen_ai.usage.input_tokens`` is uncached + cached, as the convention counts them."""
+        """Token counts. ``prompt_uncached`` are input tokens neither read from nor written to a cache;
+        ``gen_ai.usage.input_tokens`` is their sum with ``prompt_cached`` (cache reads) and
+        ``cache_write``, as the convention counts input. ``completion`` includes ``reasoning`` tokens.
+
+        >>> s.tokens(prompt_uncached=900, prompt_cached=4000, completion=350, cache_write=120, reasoning=200)
+        """
         uncached = checks.token_count(prompt_uncached, "s.tokens(prompt_uncached=...)")
         cached = checks.token_count(prompt_cached, "s.tokens(prompt_cached=...)")
         out = checks.token_count(completion, "s.tokens(completion=...)")
-        self._open("tokens")
-        if uncached is not None:
-            self._uncached = uncached
-        if cached is not None:
-            self._cached = cached
-        if out is not None:
-            self._completion = out
+        written = checks.token_count(cache_write, "s.tokens(cache_write=...)")
+        thought = checks.token_count(reasoning, "s.tokens(reasoning=...)")
+        total_out = out if out is not None else self._completion
+        total_thought = thought if thought is not None else self._reasoning
+        if total_out is not None and total_thought is not None and total_thought > total_out:
+            raise ValueError(
+                f"[TCC] s.tokens(reasoning=...) counts part of the completion and cannot exceed it: "
+                f"reasoning={total_thought}, completion={total_out}"
+            )
+        if self._open("tokens"):
+            if uncached is not None:
+                self._uncached = uncached
+            if cached is not None:
+                self._cached = cached
+            if out is not None:
+                self._completion = out
+            if written is not None:
+                self._cache_write = written
+            if thought is not None:
+                self._reasoning = thought
         return self
 
     def cost(self, real_total: float) -> Self:
         """The call's actual cost in USD; it wins over the cost computed from model and tokens."""
         value = checks.cost(real_total, "s.cost(real_total=...)")
-        self._open("cost")
-        self._cost = value
+        if self._open("cost"):
+            self._cost = value
         return self
 
     def finish_reason(self, reason: str) -> Self:
         """Why the model stopped, e.g. "stop", "length", "tool_calls"."""
         value = checks.text(reason, "s.finish_reason(reason=...)")
-        self._open("finish_reason")
-        self._finish_reason = value
+        if self._open("finish_reason"):
+            self._finish_reason = value
         return self
 
-    def tool_definitions(self, definitions: str) -> Self:
-        """The tools offered to the model, as a JSON string."""
-        value = checks.text(definitions, "s.tool_definitions(definitions=...)")
-        self._open("tool_definitions")
-        self._tool_definitions = value
+    def tool_definitions(self, definitions: str | Sequence[Any]) -> Self:
+        """The tools offered to the model: a JSON str, or a list of definitions (OpenAI or Anthropic
+        shape, dicts or SDK objects), recorded as given."""
+        value = messages.tool_definitions(definitions, "s.tool_definitions(definitions=...)")
+        if self._open("tool_definitions"):
+            self._tool_definitions = value
         return self
 
-    def tool_call(self, tool_name: str | None = None, tool_call_id: str | None = None) -> ToolCall:
+    def tool_call(
+        self, tool_name: str | None = None, tool_call_id: str | None = None, *, start_time: object = None
+    ) -> ToolCall:
         """Start a tool call made from this step; its span is this step's child."""
         self._open("tool_call")
+        return ToolCall(
+            self._run_id,
+            tool_call_id,
+            tool_name,
+            self._api_key,
+            self._tcc_url,
+            start_time=start_time,
+            _run=self._owner,
+            _parent=self.context(),
+        )
+
+    def context(self) -> Context:
+        """An OpenTelemetry context with this step's span as the parent."""
         if self._context is None:
             self._context = trace.set_span_in_context(self._span)
-        return ToolCall(
-            self._run_id, tool_call_id, tool_name, self._api_key, self._tcc_url, _parent=self._context
-        )
+        return self._context
 
     def _missing(self) -> str | None:
         if self._prompt is None:
             return "prompt"
-        if self._response is None:
+        if self._response is None and self._response_json is None:
             return "response"
         return None
 
@@ -464,24 +872,34 @@ class Step(_Record):
 
     def _attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {}
+        finish_reason = self._finish_reason or self._response_reason
         if self._prompt is not None:
-            attributes[sc.INPUT_MESSAGES] = sc.text_messages("user", self._prompt)
+            attributes[sc.INPUT_MESSAGES] = self._prompt
         if self._response is not None:
-            attributes[sc.OUTPUT_MESSAGES] = sc.text_messages(
-                "assistant", self._response, self._finish_reason
-            )
+            attributes[sc.OUTPUT_MESSAGES] = sc.text_messages("assistant", self._response, finish_reason)
+        elif self._response_json is not None:
+            structured = self._response_json
+            if finish_reason is not None and finish_reason != self._response_reason:
+                structured = messages.with_finish_reason(structured, finish_reason)
+            attributes[sc.OUTPUT_MESSAGES] = structured
         if self._model_requested is not None:
             attributes[sc.REQUEST_MODEL] = self._model_requested
         if self._model_used is not None:
             attributes[sc.RESPONSE_MODEL] = self._model_used
-        if self._uncached is not None or self._cached is not None:
-            attributes[sc.USAGE_INPUT_TOKENS] = (self._uncached or 0) + (self._cached or 0)
+        if self._uncached is not None or self._cached is not None or self._cache_write is not None:
+            attributes[sc.USAGE_INPUT_TOKENS] = (
+                (self._uncached or 0) + (self._cached or 0) + (self._cache_write or 0)
+            )
         if self._cached is not None:
             attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] = self._cached
+        if self._cache_write is not None:
+            attributes[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = self._cache_write
         if self._completion is not None:
             attributes[sc.USAGE_OUTPUT_TOKENS] = self._completion
-        if self._finish_reason is not None:
-            attributes[sc.RESPONSE_FINISH_REASONS] = (self._finish_reason,)
+        if self._reasoning is not None:
+            attributes[sc.USAGE_REASONING_OUTPUT_TOKENS] = self._reasoning
+        if finish_reason is not None:
+            attributes[sc.RESPONSE_FINISH_REASONS] = (finish_reason,)
         if self._tool_definitions is not None:
             attributes[sc.TOOL_DEFINITIONS] = self._tool_definitions
         if self._cost is not None:
@@ -493,8 +911,8 @@ class Step(_Record):
 class ToolCall(_Record):
     """One tool (function) call; a span ``execute_tool {name}``, the child of its run or step.
 
-    >>> tc = r.tool_call("get_weather")
-    >>> tc.args({"city": "London"}).result({"temp_c": 15}).end()
+    >>> with r.tool_call("get_weather") as tc:
+    ...     tc.args({"city": "London"}).result({"temp_c": 15})
     """
 
     __slots__ = ("_args", "_result", "_run_id", "_tool_call_id", "_tool_name")
@@ -509,6 +927,8 @@ class ToolCall(_Record):
         api_key: str | None = None,
         tcc_url: str | None = None,
         *,
+        start_time: object = None,
+        _run: Run | None = None,
         _parent: Context | None = None,
     ) -> None:
         self._run_id = checks.identifier(run_id, "tcc.tool_call(run_id=...)")
@@ -516,9 +936,10 @@ class ToolCall(_Record):
         self._tool_name = (
             None if tool_name is None else checks.identifier(tool_name, "tcc.tool_call(tool_name=...)")
         )
+        start_ns = checks.timestamp(start_time, "tcc.tool_call(start_time=...)")
         _config.check_api_key(api_key, "tcc.tool_call")
         _config.check_tcc_url(tcc_url, "tcc.tool_call")
-        super().__init__(api_key, tcc_url)
+        super().__init__(api_key, tcc_url, start_ns)
         self._args: str | None = None
         self._result: str | None = None
         attributes: dict[str, AttributeValue] = {
@@ -528,8 +949,10 @@ class ToolCall(_Record):
         }
         if self._tool_name is not None:
             attributes[sc.TOOL_NAME] = self._tool_name
-        parent = _parent if _parent is not None else run_context(self._run_id)
-        self._start(sc.OP_EXECUTE_TOOL, parent, SpanKind.INTERNAL, attributes)
+        owner, parent = _parent_for(self._run_id, _run)
+        name = sc.OP_EXECUTE_TOOL if self._tool_name is None else f"{sc.OP_EXECUTE_TOOL} {self._tool_name}"
+        self._start(name, _parent if _parent is not None else parent, SpanKind.INTERNAL, attributes)
+        self._adopt(owner)
 
     @property
     def tool_call_id(self) -> str:
@@ -545,22 +968,22 @@ class ToolCall(_Record):
     def name(self, tool_name: str) -> Self:
         """The tool's name (required before ``end()``, unless given to ``tool_call()``)."""
         value = checks.identifier(tool_name, "tc.name(tool_name=...)")
-        self._open("name")
-        self._tool_name = value
+        if self._open("name"):
+            self._tool_name = value
         return self
 
     def args(self, value: str | Any) -> Self:
         """The call's arguments: a str as is, anything else serialised to JSON here."""
         text = checks.json_or_text(value, "tc.args(value=...)")
-        self._open("args")
-        self._args = text
+        if self._open("args"):
+            self._args = text
         return self
 
     def result(self, value: str | Any) -> Self:
         """The call's result: a str as is, anything else serialised to JSON here."""
         text = checks.json_or_text(value, "tc.result(value=...)")
-        self._open("result")
-        self._result = text
+        if self._open("result"):
+            self._result = text
         return self
 
     def _missing(self) -> str | None:
