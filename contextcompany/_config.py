@@ -17,8 +17,11 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -129,8 +132,31 @@ def _warn_once(key: str, message: str, *args: object) -> None:
         logger.warning(message, *args)
 
 
+_DRY_RUN: Final = Pipeline(tracer=trace.NoOpTracer())
+_dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
+
+
+@contextmanager
+def dry_run() -> Iterator[None]:
+    """Records made inside validate everything and send nothing, and leave no trace in this process
+    (non-recording spans are not registered, timed or remembered): a first pass that checks a whole
+    nested record before the real pass sends any of it.
+
+    >>> with dry_run():
+    ...     build(record)   # raises on the first bad field; nothing was sent
+    >>> build(record)
+    """
+    token = _dry.set(True)
+    try:
+        yield
+    finally:
+        _dry.reset(token)
+
+
 def get(api_key: str | None = None, tcc_url: str | None = None) -> Pipeline:
     """The pipeline, set up on first use. ``api_key`` / ``tcc_url`` apply process-wide, first seen wins."""
+    if _dry.get():
+        return _DRY_RUN
     pipeline = _pipeline
     if pipeline is None:
         pipeline = _setup(api_key, tcc_url)
