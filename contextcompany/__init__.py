@@ -9,6 +9,7 @@
 
 from ._api import flush, run, shutdown, stats, step, tool_call
 from ._config import get_api_key, get_url
+from ._decorators import agent, tool
 from ._processor import SpanProcessor, Stats
 from ._records import Run, Step, ToolCall, current_run, submit_feedback
 
@@ -21,6 +22,7 @@ __all__ = [
     "Step",
     "ToolCall",
     "__version__",
+    "agent",
     "current_run",
     "flush",
     "get_api_key",
@@ -30,5 +32,6 @@ __all__ = [
     "stats",
     "step",
     "submit_feedback",
+    "tool",
     "tool_call",
 ]

@@ -223,7 +223,9 @@ class _Record:
         self._status = StatusCode.UNSET
         self._status_message: str | None = None
         self._error_type: str | None = None
-        self._owner: Run | None = None
+        # Weak: the run holds its open children, and a strong link back would keep a dropped run (and
+        # its garbage-collection finalizer) alive forever.
+        self._owner: weakref.ref[Run] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._scope: tuple[object, Token[Any] | None] | None = None
 
@@ -269,7 +271,7 @@ class _Record:
         if not self._span.is_recording():
             return  # nothing will be exported (tcc disabled, or not sampled): nothing to end
         if owner is not None and not owner._ended:
-            self._owner = owner
+            self._owner = weakref.ref(owner)
             owner._children[self] = None
         else:
             _orphans.add(self)
@@ -355,7 +357,7 @@ class _Record:
         if self._status is not StatusCode.UNSET:
             span.set_status(self._status, self._status_message if self._status is StatusCode.ERROR else None)
         span.end(end_time=self._end_ns)
-        owner = self._owner
+        owner = self._owner() if self._owner is not None else None
         if owner is not None:
             owner._children.pop(self, None)
         if self._finalizer is not None:
@@ -849,7 +851,7 @@ class Step(_Record):
             self._api_key,
             self._tcc_url,
             start_time=start_time,
-            _run=self._owner,
+            _run=self._owner() if self._owner is not None else None,
             _parent=self.context(),
         )
 

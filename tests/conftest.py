@@ -23,6 +23,7 @@ class Captured:
 
     def spans(self) -> list[ReadableSpan]:
         assert self.processor.force_flush(10_000), "the pipeline did not flush in time"
+        assert self.processor.stats().spans_dropped == 0, self.processor.stats()
         return list(self.exporter.get_finished_spans())
 
     def one(self, name: str) -> ReadableSpan:
@@ -37,7 +38,7 @@ class Captured:
 @pytest.fixture
 def captured() -> Iterator[Captured]:
     exporter = InMemorySpanExporter()
-    processor = SpanProcessor(exporter, schedule_delay_millis=50)
+    processor = SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=100_000)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     pipeline = _config.Pipeline(

@@ -484,3 +484,173 @@ def test_current_span_is_untouched(captured: Captured) -> None:
     r.step().prompt("p").response("r").end()
     assert trace.get_current_span() is before
     r.prompt("q").end()
+
+
+# --- times -------------------------------------------------------------------------------------------
+
+
+def test_start_and_end_times(captured: Captured) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    t0 = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    r = tcc.run(start_time=t0)
+    s = r.step(start_time=datetime(2026, 5, 1, 12, 0, 1))  # naive: read as UTC
+    s.prompt("p").response("r").end_time(datetime(2026, 5, 1, 14, 0, 2, tzinfo=timezone(timedelta(hours=2))))
+    s.end()
+    tc = r.tool_call("t", start_time=1_777_636_803_000_000_000)
+    tc.end_time(1_777_636_803_500_000_000).end()
+    r.prompt("q").end_time(t0 + timedelta(seconds=5)).end()
+    run, step, tool = captured.one("invoke_agent"), captured.one("chat"), captured.one("execute_tool t")
+    assert run.start_time == 1_777_636_800_000_000_000 and run.end_time == 1_777_636_805_000_000_000
+    assert step.start_time == 1_777_636_801_000_000_000 and step.end_time == 1_777_636_802_000_000_000
+    assert tool.start_time == 1_777_636_803_000_000_000 and tool.end_time == 1_777_636_803_500_000_000
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "names"),
+    [
+        (lambda: tcc.run(start_time=1.5e18), TypeError, "tcc.run(start_time=...)"),
+        (lambda: tcc.run(start_time="2026-01-01"), TypeError, "tcc.run(start_time=...)"),
+        (lambda: tcc.run(start_time=-1), ValueError, "after 1970"),
+        (lambda: tcc.run(start_time=True), TypeError, "tcc.run(start_time=...)"),
+        (lambda: tcc.run(start_time=2**64), ValueError, "2262"),
+        (lambda: tcc.run(start_time=10**18).end_time(10**18 - 1), ValueError, "before the run's start"),
+        (lambda: tcc.run().step(start_time=object()), TypeError, "tcc.step(start_time=...)"),
+        (lambda: tcc.run(timeout=-1), ValueError, "tcc.run(timeout=...)"),
+        (lambda: tcc.run(timeout="5"), TypeError, "tcc.run(timeout=...)"),
+        (lambda: tcc.run(name=""), ValueError, "tcc.run(name=...)"),
+    ],
+)
+def test_bad_times_raise_at_the_call(
+    captured: Captured, call: Any, error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert names in str(info.value)
+
+
+# --- richer records ------------------------------------------------------------------------------------
+
+
+def test_step_takes_chat_messages_and_sdk_responses(captured: Captured) -> None:
+    class Choice:  # the shape of an OpenAI SDK Choice (pydantic)
+        def model_dump(self, **_: Any) -> dict[str, Any]:
+            return {
+                "finish_reason": "tool_calls",
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        }
+                    ],
+                },
+            }
+
+    r = tcc.run()
+    s = r.step()
+    s.prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}])
+    s.response(Choice()).model("gpt-4o")
+    s.tool_definitions([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}])
+    s.end()
+    r.prompt("q").end()
+    a = attrs(captured.one("chat gpt-4o"))
+    assert json.loads(a["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
+    ]
+    assert json.loads(a["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+            ],
+            "finish_reason": "tool_calls",
+        }
+    ]
+    assert a["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert json.loads(a["gen_ai.tool.definitions"])[0]["function"]["name"] == "get_weather"
+    assert a["gen_ai.request.model"] == a["gen_ai.response.model"] == "gpt-4o"
+
+
+def test_finish_reason_given_after_a_structured_response_wins(captured: Captured) -> None:
+    r = tcc.run()
+    anthropic_message = {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hi"}],
+        "stop_reason": "end_turn",
+    }
+    r.step().prompt("p").response(anthropic_message).finish_reason("max_tokens").end()
+    r.prompt("q").end()
+    a = attrs(captured.one("chat"))
+    assert json.loads(a["gen_ai.output.messages"])[0]["finish_reason"] == "max_tokens"
+    assert a["gen_ai.response.finish_reasons"] == ("max_tokens",)
+
+
+def test_model_shorthand_and_explicit_used_model(captured: Captured) -> None:
+    r = tcc.run()
+    r.step().prompt("p").response("r").model(used="claude-sonnet-4-5-20250929").model(
+        "claude-sonnet-4-5"
+    ).end()
+    r.prompt("q").end()
+    a = attrs(captured.one("chat claude-sonnet-4-5"))
+    assert a["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert a["gen_ai.response.model"] == "claude-sonnet-4-5-20250929"
+
+
+def test_cache_write_and_reasoning_tokens_are_recorded_priced_and_rolled_up(captured: Captured) -> None:
+    r = tcc.run()
+    r.step().prompt("p").response("r").model("claude-sonnet-4-5").tokens(
+        prompt_uncached=1000, prompt_cached=2000, completion=500, cache_write=300, reasoning=200
+    ).end()
+    r.prompt("q").end()
+    a = attrs(captured.one("chat claude-sonnet-4-5"))
+    assert a["gen_ai.usage.input_tokens"] == 3300
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 2000
+    assert a["gen_ai.usage.cache_creation.input_tokens"] == 300
+    assert a["gen_ai.usage.output_tokens"] == 500
+    assert a["gen_ai.usage.reasoning.output_tokens"] == 200
+    # claude-sonnet-4-5: $3 input, $0.30 cache read, $3.75 cache write, $15 output per M tokens
+    expected = (1000 * 3 + 2000 * 0.3 + 300 * 3.75 + 500 * 15) / 1e6
+    assert a["tcc.cost.usd"] == pytest.approx(expected, rel=1e-9)
+    run = attrs(captured.one("invoke_agent"))
+    assert run["tcc.run.usage.cache_creation.input_tokens"] == 300
+    assert run["tcc.run.usage.reasoning.output_tokens"] == 200
+
+
+def test_reasoning_cannot_exceed_completion(captured: Captured) -> None:
+    s = tcc.run().step().tokens(completion=100)
+    with pytest.raises(ValueError, match=r"reasoning=500, completion=100"):
+        s.tokens(reasoning=500)
+
+
+def test_run_full_input_and_output(captured: Captured) -> None:
+    r = tcc.run()
+    r.prompt(
+        "Book a table",
+        system_prompt=[{"type": "text", "text": "You are a concierge."}],
+        full_input={"user": 7},
+    )
+    r.response("Booked.", full_output={"booking": "B-12"}).end()
+    a = attrs(captured.one("invoke_agent"))
+    assert json.loads(a["gen_ai.system_instructions"]) == [
+        {"type": "text", "content": "You are a concierge."}
+    ]
+    assert json.loads(a["tcc.run.full_input"]) == {"user": 7}
+    assert json.loads(a["tcc.run.full_output"]) == {"booking": "B-12"}
+
+
+def test_rich_record_misuse_raises_at_the_call(captured: Captured) -> None:
+    s = tcc.run().step()
+    with pytest.raises(TypeError, match=r"s\.prompt\(text=\.\.\.\)"):
+        s.prompt(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"s\.prompt\(text=\.\.\.\).*message 0"):
+        s.prompt([{"content": "no role"}])
+    with pytest.raises(TypeError, match=r"s\.tool_definitions\(definitions=\.\.\.\)"):
+        s.tool_definitions({"name": "x"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"r\.prompt\(full_input=\.\.\.\)"):
+        tcc.run().prompt("q", full_input=object())

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from contextcompany.dev import OTLPReceiver, ReceivedSpan
+
+from .conftest import run_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,27 +39,6 @@ tc.args({"city": "London"}).result({"temp_c": 15}).end()
 r.response("It is 15°C and cloudy in London.")
 r.end()
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(port=0) as rx:
-        yield rx
-
-
-def run_script(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter with only the given OTEL_/TCC_ settings."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TCC_"))}
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=clean,
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-    )
 
 
 def by_name(spans: list[ReceivedSpan]) -> dict[str, ReceivedSpan]:
