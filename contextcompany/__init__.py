@@ -8,7 +8,7 @@
 """
 
 from ._api import flush, run, shutdown, stats, step, tool_call
-from ._config import get_api_key, get_url
+from ._config import configure, get_api_key, get_url
 from ._decorators import agent, tool
 from ._processor import SpanProcessor, Stats
 from ._records import Run, Step, ToolCall, current_run, submit_feedback
@@ -23,6 +23,7 @@ __all__ = [
     "ToolCall",
     "__version__",
     "agent",
+    "configure",
     "current_run",
     "flush",
     "get_api_key",

@@ -1,33 +1,43 @@
-"""Where tcc's spans go: provider discovery, the OTLP exporter, and delivery at interpreter exit.
+"""Where tcc's spans go: configuration, provider discovery, destinations, and delivery at exit.
 
-Nothing here runs at import. The first record (``tcc.run()``, ``tcc.step()``, ...) sets up the pipeline:
+Nothing here runs at import. The first record (``tcc.run()``, ``tcc.step()``, ...) sets up the pipeline
+from ``configure()`` and the environment:
 
 - ``OTEL_SDK_DISABLED=true``: a no-op tracer; the API still validates, nothing is sent.
-- The process already set an OpenTelemetry ``TracerProvider``: tcc spans are made through it, so they
-  nest under the service's spans and reach the service's exporters (once each).
+- ``configure(tracer_provider=...)``, or a ``TracerProvider`` the process already set globally: tcc
+  spans are made through it, so they nest under the service's spans and reach the service's exporters
+  (once each).
 - Otherwise tcc builds its own provider (not set globally, so it never fights the service for that
   slot): resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, a ``SpanProcessor`` of ours
   in front of the standard OTLP/HTTP exporter configured by ``OTEL_EXPORTER_OTLP_*``, and an exit hook
   that delivers what is queued within a bounded time.
+
+A record given its own ``api_key`` / ``tcc_url`` is routed, with its children, to that destination: one
+exporter per destination, created once, inside a tcc-owned pipeline.
 """
 
 from __future__ import annotations
 
 import atexit
+import enum
+import ipaddress
 import logging
+import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Final
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from . import _ids
@@ -37,38 +47,212 @@ from ._processor import SpanProcessor, Stats
 logger = logging.getLogger("contextcompany")
 
 _VERSION = "3.0.0"
+_DEFAULT_ENDPOINT: Final = "http://localhost:4318"
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-@dataclass(frozen=True, slots=True)
-class Pipeline:
-    """The tracer tcc records through, and what it owns."""
-
-    tracer: trace.Tracer
-    provider: trace.TracerProvider | None = None
-    processor: SpanProcessor | None = None
-    owned: bool = False  # tcc built the provider, so tcc flushes and shuts it down
-    api_key: str | None = None
-    tcc_url: str | None = None
+# --- settings ---------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class Settings:
-    """What ``configure()`` can change while tcc runs."""
+    """What ``configure()`` can change at any time; records read it when they start or end."""
 
     run_timeout: float = 20 * 60.0  # seconds; 0 disables
+    capture_content: bool = True
+    mask: Callable[[str], str] | None = None
 
 
-settings = Settings()
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What decides how the pipeline is built; fixed once the first record set it up."""
+
+    service_name: str | None = None
+    endpoint: str | None = None  # a base URL or a full .../v1/traces URL
+    headers: Mapping[str, str] = field(default_factory=dict)
+    api_key: str | None = None
+    span_processors: tuple[SdkSpanProcessor, ...] = ()
+    tracer_provider: trace.TracerProvider | None = None
+    shutdown_timeout_millis: float | None = None
+    allow_insecure_http: bool | None = None
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() == "true"
+
+
+def _env_content_capture() -> bool:
+    # The GenAI instrumentations' own switch; tcc captures content unless it says false.
+    raw = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
+    return raw not in ("false", "0", "no", "off")
+
+
+settings = Settings(capture_content=_env_content_capture())
+_config = Config()
+
+
+# --- destinations ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a tcc-owned exporter sends: a full OTLP traces URL and the bearer key, if any."""
+
+    endpoint: str
+    api_key: str | None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Destination({self.endpoint!r}, api_key={'set' if self.api_key else None})"
+
+
+def traces_endpoint(url: str) -> str:
+    """The OTLP traces URL for a base or full URL: used as is when it ends in ``/v1/traces``, else that
+    is appended, like ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+
+    >>> traces_endpoint("https://collector.example.com:4318")
+    'https://collector.example.com:4318/v1/traces'
+    """
+    url = url.rstrip("/")
+    return url if url.endswith("/v1/traces") else url + "/v1/traces"
+
+
+def _default_destination(config: Config) -> Destination:
+    if config.endpoint is not None:
+        endpoint = traces_endpoint(config.endpoint)
+    else:
+        signal = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _DEFAULT_ENDPOINT
+        endpoint = signal or base.rstrip("/") + "/v1/traces"
+    return Destination(endpoint, config.api_key or os.environ.get("TCC_API_KEY") or None)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_reason(destination: Destination, config: Config | None = None) -> str | None:
+    """Why sending to ``destination`` would expose its key, if it would: a bearer key over plain http to
+    a host that is not loopback, unless allowed (``TCC_ALLOW_INSECURE_HTTP=true``, or configure)."""
+    if destination.api_key is None:
+        return None
+    parts = urlsplit(destination.endpoint)
+    if parts.scheme != "http" or _is_loopback(parts.hostname or ""):
+        return None
+    allowed = (config or _config).allow_insecure_http
+    if allowed if allowed is not None else _env_true("TCC_ALLOW_INSECURE_HTTP"):
+        return None
+    return (
+        f"an API key would be sent over plain http to {parts.hostname}, where anyone on the path can read "
+        "it: use https, or allow it with configure(allow_insecure_http=True) or "
+        "TCC_ALLOW_INSECURE_HTTP=true"
+    )
+
+
+def check_url(url: str | None, where: str) -> None:
+    """Raise at the call that passed a malformed URL (``where`` names it, e.g. ``tcc.run(tcc_url=...)``)."""
+    if url is None:
+        return
+    if not isinstance(url, str):
+        raise TypeError(f"[TCC] {where} expects a str URL or None, got {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"[TCC] {where} expects an http:// or https:// URL, got {url!r}")
+
+
+def check_api_key(api_key: str | None, call: str) -> None:
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise TypeError(f"[TCC] {call}(api_key=...) expects a non-empty str or None")
+
+
+def destination(api_key: str | None, tcc_url: str | None, call: str) -> Destination | None:
+    """The destination a record with its own ``api_key`` / ``tcc_url`` goes to (None: the default).
+    Checks both, and refuses at the call to send a key where it would be exposed."""
+    check_api_key(api_key, call)
+    check_url(tcc_url, f"{call}(tcc_url=...)")
+    if api_key is None and tcc_url is None:
+        return None
+    default = _default_destination(_config)
+    dest = Destination(
+        traces_endpoint(tcc_url) if tcc_url is not None else default.endpoint,
+        api_key if api_key is not None else default.api_key,
+    )
+    reason = insecure_reason(dest)
+    if reason is not None:
+        raise ValueError(f"[TCC] {call}(api_key=..., tcc_url=...): {reason}")
+    return dest
+
+
+class _Refusing(SpanExporter):
+    """Stands in for an exporter tcc must not use: every export fails with the reason (tcc.stats())."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.FAILURE
+
+
+def _exporter(dest: Destination, config: Config) -> SpanExporter:
+    reason = insecure_reason(dest, config)
+    if reason is not None:
+        # The environment asked for it, so no call can be made to raise: refuse, say so once, count drops.
+        logger.error("contextcompany: not sending to %s: %s", dest.endpoint, reason)
+        return _Refusing(reason)
+    headers = dict(config.headers)
+    if dest.api_key:
+        headers["authorization"] = f"Bearer {dest.api_key}"
+    # OTEL_EXPORTER_OTLP_HEADERS / _TIMEOUT / _COMPRESSION / certificates are still read by the exporter.
+    return OTLPSpanExporter(endpoint=dest.endpoint, headers=headers or None)
+
+
+# --- the pipeline -----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """The tracer tcc records through, and what tcc owns."""
+
+    tracer: trace.Tracer
+    provider: trace.TracerProvider | None = None
+    processor: SpanProcessor | None = None  # tcc's own processor, when tcc built the provider
+    owned: bool = False  # tcc built the provider, so tcc flushes and shuts it down
+    default: Destination | None = None  # where tcc's own processor sends unrouted spans
+    config: Config = field(default_factory=Config)
+    routing: Pipeline | None = None  # with a host provider: tcc's own pipeline for routed records
+
+    def target(self, dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
+        """The tracer to start a span with, and the processor to route it through (None: no routing)."""
+        if dest is None or (self.processor is None and self.provider is None):
+            return self.tracer, None  # the default destination, or tcc is disabled
+        if self.processor is not None:
+            return (self.tracer, None) if dest == self.default else (self.tracer, self.processor)
+        routing = self.routing
+        if routing is None:
+            with _lock:
+                if self.routing is None:
+                    resource = getattr(self.provider, "resource", None)
+                    self.routing = _own_pipeline(
+                        self.config, resource if isinstance(resource, Resource) else None
+                    )
+                routing = self.routing
+        return routing.tracer, routing.processor
+
+    def owned_pipelines(self) -> list[Pipeline]:
+        return [p for p in (self, self.routing) if p is not None and p.owned]
+
+
 _lock = threading.Lock()
 _pipeline: Pipeline | None = None
 _warned: set[str] = set()
 _exit_hooks: list[Callable[[], None]] = []
 _exit_registered = False
-
-
-def on_exit(hook: Callable[[], None]) -> None:
-    """Run ``hook`` at interpreter exit, before the last delivery (records end their open spans)."""
-    _exit_hooks.append(hook)
+_DISABLED: Final = Pipeline(tracer=trace.NoOpTracer())
+_dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
 
 
 def _after_fork_in_child() -> None:
@@ -80,60 +264,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() == "true"
-
-
-def traces_endpoint(tcc_url: str) -> str:
-    """The OTLP traces URL for a ``tcc_url``: used as is when it ends in ``/v1/traces``, else that is
-    appended, like ``OTEL_EXPORTER_OTLP_ENDPOINT``.
-
-    >>> traces_endpoint("https://collector.example.com:4318")
-    'https://collector.example.com:4318/v1/traces'
-    """
-    url = tcc_url.rstrip("/")
-    return url if url.endswith("/v1/traces") else url + "/v1/traces"
-
-
-def check_tcc_url(tcc_url: str | None, call: str) -> None:
-    """Raise at the call that passed a malformed ``tcc_url``."""
-    if tcc_url is None:
-        return
-    if not isinstance(tcc_url, str):
-        raise TypeError(f"[TCC] {call}(tcc_url=...) expects a str URL or None, got {type(tcc_url).__name__}")
-    parts = urlsplit(tcc_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"[TCC] {call}(tcc_url=...) expects an http:// or https:// URL, got {tcc_url!r}")
-
-
-def check_api_key(api_key: str | None, call: str) -> None:
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-        raise TypeError(f"[TCC] {call}(api_key=...) expects a non-empty str or None")
-
-
-def _shutdown_timeout_millis() -> float | None:
-    """``TCC_SHUTDOWN_TIMEOUT_MILLIS``: how long shutdown and interpreter exit may wait for delivery."""
-    raw = os.environ.get("TCC_SHUTDOWN_TIMEOUT_MILLIS", "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also catches nan
-        _warn_once("shutdown", "contextcompany: TCC_SHUTDOWN_TIMEOUT_MILLIS=%r is not a number >= 0", raw)
-        return None
-    return value
+def on_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at interpreter exit, before the last delivery (records end their open spans)."""
+    _exit_hooks.append(hook)
 
 
 def _warn_once(key: str, message: str, *args: object) -> None:
     if key not in _warned:
         _warned.add(key)
         logger.warning(message, *args)
-
-
-_DRY_RUN: Final = Pipeline(tracer=trace.NoOpTracer())
-_dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
 
 
 @contextmanager
@@ -153,74 +292,221 @@ def dry_run() -> Iterator[None]:
         _dry.reset(token)
 
 
-def get(api_key: str | None = None, tcc_url: str | None = None) -> Pipeline:
-    """The pipeline, set up on first use. ``api_key`` / ``tcc_url`` apply process-wide, first seen wins."""
+def get() -> Pipeline:
+    """The pipeline, set up on first use."""
     if _dry.get():
-        return _DRY_RUN
+        return _DISABLED
     pipeline = _pipeline
     if pipeline is None:
-        pipeline = _setup(api_key, tcc_url)
-    elif (api_key is not None and api_key != pipeline.api_key) or (
-        tcc_url is not None and tcc_url != pipeline.tcc_url
-    ):
-        _warn_once(
-            "destination",
-            "contextcompany: api_key/tcc_url differ from the ones in use since the first call; "
-            "this process keeps sending everything to its first destination",
-        )
+        with _lock:
+            pipeline = _pipeline
+            if pipeline is None:
+                pipeline = _set(_build(_config))
     return pipeline
 
 
-def _setup(api_key: str | None, tcc_url: str | None) -> Pipeline:
+def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
+    """What a record starts its span with: see ``Pipeline.target``."""
+    return get().target(dest)
+
+
+def _set(pipeline: Pipeline) -> Pipeline:
     global _pipeline
-    with _lock:
-        if _pipeline is not None:
-            return _pipeline
-        _pipeline = _build(api_key, tcc_url)
-        return _pipeline
+    _pipeline = pipeline
+    return pipeline
 
 
-def _build(api_key: str | None, tcc_url: str | None) -> Pipeline:
+def _shutdown_timeout_millis(config: Config) -> float | None:
+    """``configure(shutdown_timeout_millis=)``, else ``TCC_SHUTDOWN_TIMEOUT_MILLIS``."""
+    if config.shutdown_timeout_millis is not None:
+        return config.shutdown_timeout_millis
+    raw = os.environ.get("TCC_SHUTDOWN_TIMEOUT_MILLIS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also catches nan
+        _warn_once("shutdown", "contextcompany: TCC_SHUTDOWN_TIMEOUT_MILLIS=%r is not a number >= 0", raw)
+        return None
+    return value
+
+
+def _own_pipeline(config: Config, resource: Resource | None = None) -> Pipeline:
+    default = _default_destination(config)
+    processor = SpanProcessor(
+        _exporter(default, config),
+        shutdown_timeout_millis=_shutdown_timeout_millis(config),
+        exporter_for=lambda key: _exporter(key, config),  # type: ignore[arg-type]
+    )
+    if resource is None:
+        resource = Resource.create()
+        if config.service_name is not None:
+            resource = resource.merge(Resource({SERVICE_NAME: config.service_name}))
+    provider = TracerProvider(
+        resource=resource,
+        shutdown_on_exit=False,  # _at_exit does it, within a bound
+        id_generator=_ids.RunIdGenerator(RandomIdGenerator()),
+    )
+    provider.add_span_processor(processor)
+    for extra in config.span_processors:
+        provider.add_span_processor(extra)
+    return Pipeline(
+        tracer=provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION),
+        provider=provider,
+        processor=processor,
+        owned=True,
+        default=default,
+        config=config,
+    )
+
+
+def _build(config: Config) -> Pipeline:
     global _exit_registered
     if not _exit_registered:
         # Registered after any provider the service made, so it runs before that provider's exit hook.
         atexit.register(_at_exit)
         _exit_registered = True
     if _env_true("OTEL_SDK_DISABLED"):
-        return Pipeline(tracer=trace.NoOpTracer(), api_key=api_key, tcc_url=tcc_url)
-    host = trace.get_tracer_provider()
+        return Pipeline(tracer=trace.NoOpTracer(), config=config)
+    host = config.tracer_provider or trace.get_tracer_provider()
     if not isinstance(host, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         tracer = host.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
         _ids.install(tracer)
-        return Pipeline(tracer=tracer, provider=host, api_key=api_key, tcc_url=tcc_url)
-    key = api_key or os.environ.get("TCC_API_KEY") or None
-    exporter = OTLPSpanExporter(
-        endpoint=traces_endpoint(tcc_url) if tcc_url else None,
-        headers={"authorization": f"Bearer {key}"} if key else None,
-    )
-    processor = SpanProcessor(exporter, shutdown_timeout_millis=_shutdown_timeout_millis())
-    provider = TracerProvider(
-        resource=Resource.create(),
-        shutdown_on_exit=False,  # _at_exit does it, within a bound
-        id_generator=_ids.RunIdGenerator(RandomIdGenerator()),
-    )
-    provider.add_span_processor(processor)
-    return Pipeline(
-        tracer=provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION),
-        provider=provider,
-        processor=processor,
-        owned=True,
-        api_key=api_key,
-        tcc_url=tcc_url,
-    )
+        return Pipeline(tracer=tracer, provider=host, config=config)
+    return _own_pipeline(config)
 
 
 def install(pipeline: Pipeline | None) -> Pipeline | None:
-    """Replace the pipeline (tests, and later ``configure()``); returns the previous one."""
+    """Replace the pipeline (tests); returns the previous one."""
     global _pipeline
     with _lock:
         previous, _pipeline = _pipeline, pipeline
     return previous
+
+
+# --- configure() ------------------------------------------------------------------------------------------
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()  # configure(mask=None) removes the mask; leaving mask out keeps it
+
+
+_UNSET: Final = _Unset.UNSET
+
+
+def _check_str(value: object, name: str) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise TypeError(f"[TCC] configure({name}=...) expects a non-empty str or None, got {value!r}")
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    api_key: str | None = None,
+    capture_content: bool | None = None,
+    mask: Callable[[str], str] | _Unset | None = _UNSET,
+    run_timeout: float | None = None,
+    span_processors: Sequence[SdkSpanProcessor] | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    shutdown_timeout_millis: float | None = None,
+    allow_insecure_http: bool | None = None,
+) -> None:
+    """Set tcc up in code; every argument left out keeps its default (from the ``OTEL_*`` variables).
+
+    ``capture_content``, ``mask`` and ``run_timeout`` apply at any time. The others decide how tcc's
+    pipeline is built, so they must come before the first run, step or tool call; after it, the same
+    values are accepted and different ones raise RuntimeError, changing nothing.
+
+    >>> tcc.configure(service_name="support-bot", endpoint="https://otel.example.com", api_key="...")
+    """
+    from . import _checks as checks  # noqa: PLC0415  (a leaf module; kept local to avoid an import cycle)
+
+    _check_str(service_name, "service_name")
+    _check_str(api_key, "api_key")
+    check_url(endpoint, "configure(endpoint=...)")
+    if headers is not None and (
+        not isinstance(headers, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise TypeError("[TCC] configure(headers=...) expects a dict of str to str")
+    for flag, name in ((capture_content, "capture_content"), (allow_insecure_http, "allow_insecure_http")):
+        checks.optional_bool(flag, f"configure({name}=...)")
+    if not isinstance(mask, _Unset) and mask is not None and not callable(mask):
+        raise TypeError(f"[TCC] configure(mask=...) expects a function str -> str or None, got {mask!r}")
+    timeout = checks.seconds(run_timeout, "configure(run_timeout=...)")
+    if shutdown_timeout_millis is not None and (
+        isinstance(shutdown_timeout_millis, bool)
+        or not isinstance(shutdown_timeout_millis, int | float)
+        or not math.isfinite(shutdown_timeout_millis)
+        or shutdown_timeout_millis < 0
+    ):
+        raise ValueError(
+            "[TCC] configure(shutdown_timeout_millis=...) expects a number >= 0, "
+            f"got {shutdown_timeout_millis!r}"
+        )
+    if span_processors is not None and not all(isinstance(p, SdkSpanProcessor) for p in span_processors):
+        raise TypeError("[TCC] configure(span_processors=...) expects a list of OpenTelemetry SpanProcessors")
+    if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
+        raise TypeError("[TCC] configure(tracer_provider=...) expects an OpenTelemetry TracerProvider")
+    if tracer_provider is not None and span_processors:
+        raise ValueError(
+            "[TCC] configure(span_processors=...) adds processors to tcc's own provider; with "
+            "tracer_provider=..., add them to that provider instead"
+        )
+
+    global _config
+    with _lock:
+        changes: dict[str, object] = {
+            name: value
+            for name, value in (
+                ("service_name", service_name),
+                ("endpoint", endpoint),
+                ("headers", dict(headers) if headers is not None else None),
+                ("api_key", api_key),
+                ("span_processors", tuple(span_processors) if span_processors is not None else None),
+                ("tracer_provider", tracer_provider),
+                ("shutdown_timeout_millis", shutdown_timeout_millis),
+                ("allow_insecure_http", allow_insecure_http),
+            )
+            if value is not None
+        }
+        new = replace(_config, **changes)  # type: ignore[arg-type]
+        if endpoint is not None or api_key is not None or allow_insecure_http is not None:
+            reason = insecure_reason(_default_destination(new), new)
+            if reason is not None:
+                raise ValueError(f"[TCC] configure(): {reason}")
+        if _pipeline is not None and new != _config:
+            differing = sorted(name for name in changes if getattr(new, name) != getattr(_config, name))
+            raise RuntimeError(
+                f"[TCC] configure({', '.join(f'{n}=...' for n in differing)}) must come before the first "
+                "run, step or tool call: tcc's pipeline is already built. Call configure() at startup."
+            )
+        _config = new
+        # Everything is checked: from here on nothing can fail, so nothing half-applies.
+        if capture_content is not None:
+            settings.capture_content = capture_content
+        if not isinstance(mask, _Unset):
+            settings.mask = mask
+        if timeout is not None:
+            settings.run_timeout = timeout
+
+
+def reset_for_tests() -> None:
+    """Forget configure() and the pipeline (tests only)."""
+    global _config, _pipeline
+    with _lock:
+        _config = Config()
+        _pipeline = None
+        settings.run_timeout = 20 * 60.0
+        settings.capture_content = _env_content_capture()
+        settings.mask = None
+
+
+# --- lifecycle --------------------------------------------------------------------------------------------
 
 
 def _at_exit() -> None:
@@ -229,38 +515,62 @@ def _at_exit() -> None:
             hook()
         except Exception:
             logger.exception("contextcompany: an exit hook failed")
-    # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
     pipeline = _pipeline
-    if pipeline is not None and pipeline.owned and isinstance(pipeline.provider, TracerProvider):
-        pipeline.provider.shutdown()
+    if pipeline is not None:
+        for own in pipeline.owned_pipelines():
+            # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
+            if isinstance(own.provider, TracerProvider):
+                own.provider.shutdown()
 
 
 def flush(timeout_millis: int) -> bool:
     pipeline = _pipeline
-    if pipeline is None or pipeline.provider is None:
+    if pipeline is None:
         return True
-    force_flush = getattr(pipeline.provider, "force_flush", None)
-    return bool(force_flush(timeout_millis)) if force_flush is not None else True
+    ok = True
+    for provider in {
+        id(p.provider): p.provider for p in (pipeline, pipeline.routing) if p is not None
+    }.values():
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is not None:
+            ok = bool(force_flush(timeout_millis)) and ok
+    return ok
 
 
 def shutdown() -> None:
     """Deliver what is queued and stop sending. Later records still validate but send nothing. A
     provider that belongs to the host service is flushed, never shut down."""
-    global _pipeline
     with _lock:
         pipeline = _pipeline
-        _pipeline = Pipeline(tracer=trace.NoOpTracer())
-    if pipeline is None or pipeline.provider is None:
+        _set(Pipeline(tracer=trace.NoOpTracer(), config=_config))
+    if pipeline is None:
         return
-    if pipeline.owned and isinstance(pipeline.provider, TracerProvider):
-        pipeline.provider.shutdown()
-    else:
-        flush(30000)
+    for own in pipeline.owned_pipelines():
+        if isinstance(own.provider, TracerProvider):
+            own.provider.shutdown()
+    if not pipeline.owned and pipeline.provider is not None:
+        force_flush = getattr(pipeline.provider, "force_flush", None)
+        if force_flush is not None:
+            force_flush(30000)
 
 
 def stats() -> Stats | None:
+    """Counts summed over tcc's own export pipelines, or None when it has none."""
     pipeline = _pipeline
-    return pipeline.processor.stats() if pipeline is not None and pipeline.processor is not None else None
+    if pipeline is None:
+        return None
+    all_stats = [p.processor.stats() for p in pipeline.owned_pipelines() if p.processor is not None]
+    if not all_stats:
+        return None
+    last_errors = [s.last_error for s in all_stats if s.last_error]
+    return Stats(
+        spans_queued=sum(s.spans_queued for s in all_stats),
+        spans_exported=sum(s.spans_exported for s in all_stats),
+        spans_dropped=sum(s.spans_dropped for s in all_stats),
+        exports_failed=sum(s.exports_failed for s in all_stats),
+        queue_size=sum(s.queue_size for s in all_stats),
+        last_error=last_errors[-1] if last_errors else None,
+    )
 
 
 # --- kept from contextcompany 2.0.0, whose __all__ exported them ------------------------------------
@@ -274,19 +584,19 @@ def get_api_key(api_key: str | None = None) -> str:
     >>> get_api_key("tcc_live_123")
     'tcc_live_123'
     """
-    key = api_key or os.environ.get("TCC_API_KEY")
+    key = api_key or _config.api_key or os.environ.get("TCC_API_KEY")
     if not key:
         raise ValueError("[TCC] No API key: set the TCC_API_KEY environment variable or pass api_key=...")
     return key
 
 
 def get_url(path: str, api_key: str | None = None) -> str:
-    """``path`` joined to the OTLP base endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``, else the OTLP default).
-
-    ``api_key`` is accepted for compatibility with 2.0.0 and does not change the URL.
+    """``path`` joined to the OTLP base endpoint (``configure(endpoint=)``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    else the OTLP default). ``api_key`` is accepted for compatibility with 2.0.0 and changes nothing.
 
     >>> get_url("/v1/traces")
     'http://localhost:4318/v1/traces'
     """
-    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or "http://localhost:4318"
-    return base.rstrip("/") + "/" + path.lstrip("/")
+    base = _config.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _DEFAULT_ENDPOINT
+    base = base.rstrip("/").removesuffix("/v1/traces")
+    return base + "/" + path.lstrip("/")

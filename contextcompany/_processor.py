@@ -33,12 +33,13 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.sdk.trace import SpanProcessor as _SdkSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -319,6 +320,9 @@ class SpanProcessor(_SdkSpanProcessor):
     The queue, batch size and delay default to the ``OTEL_BSP_*`` environment variables.
     ``shutdown_timeout_millis`` bounds ``shutdown()`` (and so interpreter exit) even when the
     collector hangs; spans still queued then are counted as dropped.
+
+    ``exporter_for`` lets single spans go elsewhere: ``route(span, key)`` sends that span to the
+    exporter ``exporter_for(key)`` made (once per key) instead of ``exporter``.
     """
 
     def __init__(
@@ -330,8 +334,12 @@ class SpanProcessor(_SdkSpanProcessor):
         max_export_batch_size: int | None = None,
         shutdown_timeout_millis: float | None = None,
         stages: Sequence[Stage] | None = None,
+        exporter_for: Callable[[Hashable], SpanExporter] | None = None,
     ) -> None:
         self._exporter = exporter
+        self._exporter_for = exporter_for
+        self._exporters: dict[Hashable, SpanExporter | None] = {}
+        self._routes: dict[int, Hashable] = {}
         self._max_queue = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", _DEFAULT_MAX_QUEUE_SIZE)
         self._delay = (
             schedule_delay_millis or _env_int("OTEL_BSP_SCHEDULE_DELAY", _DEFAULT_SCHEDULE_DELAY_MILLIS)
@@ -355,7 +363,7 @@ class SpanProcessor(_SdkSpanProcessor):
         self._dropped = 0
         self._failed = 0
         self._last_error: str | None = None
-        self._failing = False
+        self._failing: set[Hashable] = set()
         self._logged: set[str] = set()
         self._is_shutdown = False
         self._start_worker()
@@ -389,16 +397,28 @@ class SpanProcessor(_SdkSpanProcessor):
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         self._roll_up.on_start(span)
 
+    def route(self, span: trace_api.Span, key: Hashable) -> None:
+        """Send ``span`` to the exporter for ``key`` (see ``exporter_for``) once it ends."""
+        span_id = span.get_span_context().span_id
+        if span_id:
+            self._routes[span_id] = key  # one dict store; the worker pops it
+
+    def _forget(self, span: ReadableSpan) -> None:
+        """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
+        self._roll_up.forget(span)
+        if span.context is not None:
+            self._routes.pop(span.context.span_id, None)
+
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is None or not span.context.trace_flags.sampled:
-            self._roll_up.forget(span)
+            self._forget(span)
             return
         with self._lock:
             if self._is_shutdown:
                 self._dropped += 1
                 return
             if len(self._queue) >= self._max_queue:
-                self._roll_up.forget(self._queue.popleft())
+                self._forget(self._queue.popleft())
                 self._dropped += 1
             self._queue.append(span)
             self._queued += 1
@@ -430,11 +450,38 @@ class SpanProcessor(_SdkSpanProcessor):
             self._export(batch)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
-        spans = [self._enrich(span) for span in batch]
+        groups: dict[Hashable, list[ReadableSpan]] = {}
+        routes = self._routes
+        for span in batch:
+            key = routes.pop(span.context.span_id, None) if routes and span.context is not None else None
+            groups.setdefault(key, []).append(self._enrich(span))
+        for key, spans in groups.items():
+            self._send(key, spans)
+
+    def _destination(self, key: Hashable) -> SpanExporter | None:
+        if key is None:
+            return self._exporter
+        if key not in self._exporters:
+            exporter = None
+            try:
+                if self._exporter_for is not None:
+                    exporter = self._exporter_for(key)
+            except Exception:
+                self._log_once(
+                    f"destination {key!r}", "contextcompany: could not create an exporter for %r", key
+                )
+            self._exporters[key] = exporter
+        return self._exporters[key]
+
+    def _send(self, key: Hashable, spans: list[ReadableSpan]) -> None:
+        exporter = self._destination(key)
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            result = self._exporter.export(spans)
-            error = None if result is SpanExportResult.SUCCESS else "the exporter reported a failure"
+            if exporter is None:
+                error: str | None = "no exporter for this destination"
+            else:
+                result = exporter.export(spans)
+                error = None if result is SpanExportResult.SUCCESS else "the exporter reported a failure"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -446,14 +493,14 @@ class SpanProcessor(_SdkSpanProcessor):
                 self._dropped += len(spans)
                 self._failed += 1
                 self._last_error = error
-        if error is not None and not self._failing:
-            self._failing = True
+        if error is not None and key not in self._failing:
+            self._failing.add(key)
             logger.warning(
                 "contextcompany: exporting spans failed (%s); spans are dropped until exports succeed again",
                 error,
             )
-        elif error is None and self._failing:
-            self._failing = False
+        elif error is None and key in self._failing:
+            self._failing.discard(key)
             logger.warning("contextcompany: exporting spans works again")
 
     def _enrich(self, span: ReadableSpan) -> ReadableSpan:
@@ -503,10 +550,13 @@ class SpanProcessor(_SdkSpanProcessor):
             # Whatever the worker could not send in time is lost: say so in the counts.
             self._dropped += len(self._queue)
             self._queue.clear()
-        try:
-            self._exporter.shutdown()
-        except Exception:
-            self._log_once("exporter.shutdown", "contextcompany: the exporter failed to shut down")
+        for exporter in (self._exporter, *self._exporters.values()):
+            if exporter is None:
+                continue
+            try:
+                exporter.shutdown()
+            except Exception:
+                self._log_once("exporter.shutdown", "contextcompany: an exporter failed to shut down")
 
     def stats(self) -> Stats:
         with self._lock:

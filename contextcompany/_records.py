@@ -188,8 +188,8 @@ class _Record:
 
     __slots__ = (
         "__weakref__",
-        "_api_key",
         "_auto_ended",
+        "_dest",
         "_end_lock",
         "_end_ns",
         "_ended",
@@ -201,7 +201,6 @@ class _Record:
         "_start_ns",
         "_status",
         "_status_message",
-        "_tcc_url",
         "_warned",
     )
 
@@ -211,9 +210,8 @@ class _Record:
 
     _span: trace.Span
 
-    def __init__(self, api_key: str | None, tcc_url: str | None, start_ns: int | None) -> None:
-        self._api_key = api_key
-        self._tcc_url = tcc_url
+    def __init__(self, dest: _config.Destination | None, start_ns: int | None) -> None:
+        self._dest = dest  # None: the default destination
         self._start_ns = start_ns
         self._end_ns: int | None = None
         self._ended = False
@@ -261,10 +259,12 @@ class _Record:
         kind: SpanKind,
         attributes: dict[str, AttributeValue],
     ) -> None:
-        tracer = _config.get(self._api_key, self._tcc_url).tracer
+        tracer, router = _config.target(self._dest)
         self._span = tracer.start_span(
             name, context=parent, kind=kind, attributes=attributes, start_time=self._start_ns
         )
+        if router is not None:
+            router.route(self._span, self._dest)
 
     def _adopt(self, owner: Run | None) -> None:
         """Tie the record's lifetime to its run's, or, without a live run here, to the process's."""
@@ -496,9 +496,7 @@ class Run(_Record):
         agent = None if name is None else checks.identifier(name, "tcc.run(name=...)")
         seconds = checks.seconds(timeout, "tcc.run(timeout=...)")
         start_ns = checks.timestamp(start_time, "tcc.run(start_time=...)")
-        _config.check_api_key(api_key, "tcc.run")
-        _config.check_tcc_url(tcc_url, "tcc.run")
-        super().__init__(api_key, tcc_url, start_ns)
+        super().__init__(_config.destination(api_key, tcc_url, "tcc.run"), start_ns)
         self._name_ = agent
         self._prompt: str | None = None
         self._system_prompt: str | None = None
@@ -587,10 +585,8 @@ class Run(_Record):
 
     def step(self, step_id: str | None = None, *, start_time: object = None) -> Step:
         """Start an LLM call inside this run."""
-        if self._open("step"):
-            return Step(self._run_id, step_id, self._api_key, self._tcc_url, start_time=start_time, _run=self)
-        # tcc ended this run (timeout): the late step still lands in the run's trace, not lost
-        return Step(self._run_id, step_id, self._api_key, self._tcc_url, start_time=start_time)
+        run = self if self._open("step") else None  # after a timeout: a late step, still in the trace
+        return Step(self._run_id, step_id, start_time=start_time, _run=run, _dest=self._dest)
 
     def tool_call(
         self, tool_name: str | None = None, tool_call_id: str | None = None, *, start_time: object = None
@@ -598,18 +594,12 @@ class Run(_Record):
         """Start a tool call inside this run."""
         run = self if self._open("tool_call") else None
         return ToolCall(
-            self._run_id,
-            tool_call_id,
-            tool_name,
-            self._api_key,
-            self._tcc_url,
-            start_time=start_time,
-            _run=run,
+            self._run_id, tool_call_id, tool_name, start_time=start_time, _run=run, _dest=self._dest
         )
 
     def feedback(self, score: FeedbackScore | None = None, text: str | None = None) -> bool:
         """Record user feedback on this run; see ``tcc.submit_feedback``. Allowed after the run ended."""
-        return submit_feedback(self._run_id, score, text, self._api_key, self._tcc_url)
+        return submit_feedback(self._run_id, score, text, _dest=self._dest)
 
     def _missing(self) -> str | None:
         return "prompt" if self._prompt is None else None
@@ -693,13 +683,14 @@ class Step(_Record):
         *,
         start_time: object = None,
         _run: Run | None = None,
+        _dest: _config.Destination | None = None,
     ) -> None:
         self._run_id = checks.identifier(run_id, "tcc.step(run_id=...)")
         self._step_id = checks.new_id(step_id, "tcc.step(step_id=...)")
         start_ns = checks.timestamp(start_time, "tcc.step(start_time=...)")
-        _config.check_api_key(api_key, "tcc.step")
-        _config.check_tcc_url(tcc_url, "tcc.step")
-        super().__init__(api_key, tcc_url, start_ns)
+        dest = _config.destination(api_key, tcc_url, "tcc.step") or _dest
+        owner, parent = _parent_for(self._run_id, _run)
+        super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._prompt: str | None = None  # GenAI input messages JSON
         self._response: str | None = None  # a plain-text response, written out at end()
         self._response_json: str | None = None  # or a structured one, already GenAI JSON...
@@ -714,7 +705,6 @@ class Step(_Record):
         self._cost: float | None = None
         self._finish_reason: str | None = None
         self._tool_definitions: str | None = None
-        owner, parent = _parent_for(self._run_id, _run)
         self._start(
             sc.OP_CHAT,
             parent,
@@ -848,11 +838,10 @@ class Step(_Record):
             self._run_id,
             tool_call_id,
             tool_name,
-            self._api_key,
-            self._tcc_url,
             start_time=start_time,
             _run=self._owner() if self._owner is not None else None,
             _parent=self.context(),
+            _dest=self._dest,
         )
 
     def context(self) -> Context:
@@ -932,6 +921,7 @@ class ToolCall(_Record):
         start_time: object = None,
         _run: Run | None = None,
         _parent: Context | None = None,
+        _dest: _config.Destination | None = None,
     ) -> None:
         self._run_id = checks.identifier(run_id, "tcc.tool_call(run_id=...)")
         self._tool_call_id = checks.new_id(tool_call_id, "tcc.tool_call(tool_call_id=...)")
@@ -939,9 +929,9 @@ class ToolCall(_Record):
             None if tool_name is None else checks.identifier(tool_name, "tcc.tool_call(tool_name=...)")
         )
         start_ns = checks.timestamp(start_time, "tcc.tool_call(start_time=...)")
-        _config.check_api_key(api_key, "tcc.tool_call")
-        _config.check_tcc_url(tcc_url, "tcc.tool_call")
-        super().__init__(api_key, tcc_url, start_ns)
+        dest = _config.destination(api_key, tcc_url, "tcc.tool_call") or _dest
+        owner, parent = _parent_for(self._run_id, _run)
+        super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._args: str | None = None
         self._result: str | None = None
         attributes: dict[str, AttributeValue] = {
@@ -951,7 +941,6 @@ class ToolCall(_Record):
         }
         if self._tool_name is not None:
             attributes[sc.TOOL_NAME] = self._tool_name
-        owner, parent = _parent_for(self._run_id, _run)
         name = sc.OP_EXECUTE_TOOL if self._tool_name is None else f"{sc.OP_EXECUTE_TOOL} {self._tool_name}"
         self._start(name, _parent if _parent is not None else parent, SpanKind.INTERNAL, attributes)
         self._adopt(owner)
@@ -1011,6 +1000,8 @@ def submit_feedback(
     text: str | None = None,
     api_key: str | None = None,
     tcc_url: str | None = None,
+    *,
+    _dest: _config.Destination | None = None,
 ) -> bool:
     """Record user feedback on a run, as a short ``feedback`` span in the run's trace.
 
@@ -1034,15 +1025,19 @@ def submit_feedback(
             f"[TCC] Cannot submit feedback: text length ({len(body)}) exceeds maximum of "
             f"{FEEDBACK_TEXT_MAX} characters"
         )
-    _config.check_api_key(api_key, "tcc.submit_feedback")
-    _config.check_tcc_url(tcc_url, "tcc.submit_feedback")
+    dest = _config.destination(api_key, tcc_url, "tcc.submit_feedback") or _dest
+    if dest is None:
+        live = _live_runs.get(rid)
+        dest = live._dest if live is not None else None
     attributes: dict[str, AttributeValue] = {sc.RUN_ID: rid, sc.EVALUATION_NAME: sc.FEEDBACK_EVALUATION_NAME}
     if score is not None:
         attributes[sc.EVALUATION_SCORE_LABEL] = score
         attributes[sc.EVALUATION_SCORE_VALUE] = FEEDBACK_SCORES[score]
     if body:
         attributes[sc.EVALUATION_EXPLANATION] = body
-    tracer = _config.get(api_key, tcc_url).tracer
+    tracer, router = _config.target(dest)
     span = tracer.start_span(sc.FEEDBACK_SPAN_NAME, context=run_context(rid), attributes=attributes)
+    if router is not None:
+        router.route(span, dest)
     span.end()
     return True

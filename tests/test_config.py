@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -61,18 +62,26 @@ def test_import_does_no_io_and_starts_no_thread() -> None:
 
 @pytest.fixture
 def fresh_pipeline() -> Iterator[None]:
-    """tcc sets itself up again on the next record; the global provider is unset (test-only reset)."""
-    previous = _config.install(None)
-    saved = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
+    """tcc sets itself up again on the next record, from defaults; the global provider is unset and
+    configure() forgotten (test-only reset, restored afterwards)."""
+    saved = (_config._pipeline, _config._config, dataclasses.replace(_config.settings))
+    saved_global = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
+    _config.reset_for_tests()
     trace._TRACER_PROVIDER = None
     trace._TRACER_PROVIDER_SET_ONCE = Once()
     try:
         yield
     finally:
-        pipeline = _config.install(previous)
-        if pipeline is not None and pipeline.processor is not None:
-            pipeline.processor.shutdown(timeout_millis=100)  # its collector may not exist
-        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved
+        pipeline = _config._pipeline
+        if pipeline is not None:
+            for own in pipeline.owned_pipelines():
+                if own.processor is not None:
+                    own.processor.shutdown(timeout_millis=100)  # its collector may not exist
+        _config._pipeline, _config._config, settings = saved
+        _config.settings.run_timeout = settings.run_timeout
+        _config.settings.capture_content = settings.capture_content
+        _config.settings.mask = settings.mask
+        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved_global
 
 
 def test_sdk_disabled_still_validates_and_sends_nothing(
@@ -137,22 +146,6 @@ def test_drop_in_with_the_tcc_processor_in_front(fresh_pipeline: None) -> None:
     provider.shutdown()
 
 
-def test_first_destination_wins_and_later_ones_warn_once(
-    fresh_pipeline: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(_config, "_warned", set())
-    r = tcc.run(api_key="key-one", tcc_url="http://127.0.0.1:9/")
-    pipeline = _config.get()
-    assert pipeline.api_key == "key-one" and pipeline.owned
-    assert pipeline.processor is not None
-    assert pipeline.processor._exporter._endpoint == "http://127.0.0.1:9/v1/traces"  # type: ignore[attr-defined]
-    with caplog.at_level(logging.WARNING, logger="contextcompany"):
-        tcc.run(api_key="key-two").prompt("q").end()
-        tcc.run(tcc_url="http://127.0.0.1:8").prompt("q").end()
-    assert len([rec for rec in caplog.records if "first destination" in rec.getMessage()]) == 1
-    r.prompt("q").end()
-
-
 def test_traces_endpoint() -> None:
     assert _config.traces_endpoint("http://c:4318") == "http://c:4318/v1/traces"
     assert _config.traces_endpoint("http://c:4318/") == "http://c:4318/v1/traces"
@@ -171,3 +164,171 @@ def test_2_0_0_helpers_are_still_exported(monkeypatch: pytest.MonkeyPatch) -> No
     assert tcc.get_url("/v1/traces") == "http://localhost:4318/v1/traces"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com/")
     assert tcc.get_url("v1/traces", api_key="k") == "https://otel.example.com/v1/traces"
+
+
+# --- destinations and routing ----------------------------------------------------------------------------
+
+
+def test_records_with_their_own_destination_are_routed_with_their_children(fresh_pipeline: None) -> None:
+    default, elsewhere = InMemorySpanExporter(), InMemorySpanExporter()
+    made: list[object] = []
+
+    def exporter_for(dest: object) -> InMemorySpanExporter:
+        made.append(dest)
+        return elsewhere
+
+    from contextcompany._processor import SpanProcessor
+
+    processor = SpanProcessor(default, exporter_for=exporter_for)  # type: ignore[arg-type]
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    _config.install(
+        _config.Pipeline(
+            tracer=provider.get_tracer("contextcompany"),
+            provider=provider,
+            processor=processor,
+            owned=True,
+            default=_config._default_destination(_config._config),
+        )
+    )
+    routed = tcc.run(api_key="tenant-key", tcc_url="https://tenant.example.com")
+    routed.step().prompt("p").response("r").end()
+    tcc.step(run_id=routed.run_id).prompt("p").response("r").end()  # inherits the run's destination
+    routed.prompt("q").end()
+    routed.feedback(score="thumbs_up")
+    tcc.run(api_key="tenant-key", tcc_url="https://tenant.example.com").prompt("again").end()
+    tcc.run().prompt("default").end()
+    assert processor.force_flush()
+    assert [s.name for s in elsewhere.get_finished_spans()] == [
+        "chat",
+        "chat",
+        "invoke_agent",
+        "feedback",
+        "invoke_agent",
+    ]
+    assert [s.name for s in default.get_finished_spans()] == ["invoke_agent"]
+    assert made == [_config.Destination("https://tenant.example.com/v1/traces", "tenant-key")]  # created once
+    processor.shutdown()
+
+
+def test_routed_records_leave_the_services_provider_alone(fresh_pipeline: None) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tcc.configure(tracer_provider=provider)
+    with trace.get_tracer("svc", tracer_provider=provider).start_as_current_span("request") as request:
+        routed = tcc.run(api_key="k", tcc_url="http://127.0.0.1:9")
+        routed.prompt("q").end()
+        tcc.run().prompt("q").end()
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["invoke_agent", "request"]  # the routed run went to tcc's own pipeline only
+    routing = _config.get().routing
+    assert routing is not None and routing.processor is not None
+    assert routed._span.parent is not None
+    assert routed._span.parent.span_id == request.get_span_context().span_id  # still nested by ids
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "allowed"),
+    [
+        ({"api_key": "k", "tcc_url": "http://collector.example.com:4318"}, False),
+        ({"api_key": "k", "tcc_url": "http://10.0.0.7:4318"}, False),
+        ({"api_key": "k", "tcc_url": "https://collector.example.com"}, True),
+        ({"api_key": "k", "tcc_url": "http://127.0.0.1:4318"}, True),
+        ({"api_key": "k", "tcc_url": "http://localhost:4318"}, True),
+        ({"api_key": "k", "tcc_url": "http://[::1]:4318"}, True),
+        ({"tcc_url": "http://collector.example.com"}, True),  # no key, nothing to expose
+    ],
+)
+def test_a_key_is_never_sent_over_plain_http_to_a_remote_host(
+    fresh_pipeline: None, kwargs: dict[str, str], allowed: bool
+) -> None:
+    if allowed:
+        tcc.run(**kwargs).prompt("q").end()
+    else:
+        with pytest.raises(
+            ValueError, match=r"tcc\.run\(api_key=\.\.\., tcc_url=\.\.\.\): an API key would be sent"
+        ):
+            tcc.run(**kwargs)
+
+
+def test_insecure_http_can_be_allowed_explicitly(fresh_pipeline: None) -> None:
+    tcc.configure(allow_insecure_http=True)
+    tcc.run(api_key="k", tcc_url="http://collector.internal:4318").prompt("q").end()
+
+
+def test_an_insecure_environment_drops_instead_of_raising(
+    fresh_pipeline: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TCC_API_KEY", "tcc_live_secret")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.example.com:4318")
+    with caplog.at_level(logging.ERROR, logger="contextcompany"):
+        tcc.run().prompt("q").end()  # never raises: the environment, not this call, is at fault
+        assert tcc.flush()
+    stats = tcc.stats()
+    assert stats is not None and stats.spans_dropped == 1 and stats.spans_exported == 0
+    assert "tcc_live_secret" not in caplog.text
+    assert "plain http" in caplog.text
+
+
+# --- configure() --------------------------------------------------------------------------------------------
+
+
+def test_configure_before_first_use_builds_the_pipeline(fresh_pipeline: None) -> None:
+    extra = InMemorySpanExporter()
+    tcc.configure(
+        service_name="support-bot",
+        endpoint="https://otel.example.com/",
+        headers={"x-tenant": "acme"},
+        api_key="k1",
+        span_processors=[SimpleSpanProcessor(extra)],
+        run_timeout=30,
+    )
+    tcc.configure(shutdown_timeout_millis=250)  # calls add up until the first record
+    r = tcc.run()
+    r.prompt("q").end()
+    pipeline = _config.get()
+    assert pipeline.default == _config.Destination("https://otel.example.com/v1/traces", "k1")
+    assert isinstance(pipeline.provider, TracerProvider)
+    assert pipeline.provider.resource.attributes["service.name"] == "support-bot"
+    assert pipeline.processor is not None and pipeline.processor._shutdown_timeout == 0.25
+    exporter = pipeline.processor._exporter
+    assert exporter._endpoint == "https://otel.example.com/v1/traces"  # type: ignore[attr-defined]
+    assert [s.name for s in extra.get_finished_spans()] == ["invoke_agent"]
+    assert r._timeout == 30
+
+
+def test_configure_after_first_use_applies_or_raises_never_half(fresh_pipeline: None) -> None:
+    tcc.configure(service_name="a", endpoint="https://one.example.com")
+    tcc.run().prompt("q").end()
+    tcc.configure(service_name="a", run_timeout=5, capture_content=False)  # same structure: fine
+    assert _config.settings.run_timeout == 5 and _config.settings.capture_content is False
+    with pytest.raises(RuntimeError, match=r"configure\(endpoint=\.\.\.\) must come before the first run"):
+        tcc.configure(endpoint="https://two.example.com", run_timeout=99)
+    assert _config.settings.run_timeout == 5  # nothing of the failed call applied
+    assert _config._config.endpoint == "https://one.example.com"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "names"),
+    [
+        ({"service_name": 3}, TypeError, "configure(service_name=...)"),
+        ({"endpoint": "collector:4318"}, ValueError, "configure(endpoint=...)"),
+        ({"headers": {"a": 1}}, TypeError, "configure(headers=...)"),
+        ({"api_key": ""}, TypeError, "configure(api_key=...)"),
+        ({"capture_content": "no"}, TypeError, "configure(capture_content=...)"),
+        ({"mask": "x"}, TypeError, "configure(mask=...)"),
+        ({"run_timeout": -1}, ValueError, "configure(run_timeout=...)"),
+        ({"span_processors": [object()]}, TypeError, "configure(span_processors=...)"),
+        ({"tracer_provider": object()}, TypeError, "configure(tracer_provider=...)"),
+        ({"shutdown_timeout_millis": float("nan")}, ValueError, "configure(shutdown_timeout_millis=...)"),
+        ({"api_key": "k", "endpoint": "http://remote.example.com"}, ValueError, "plain http"),
+    ],
+)
+def test_configure_checks_every_argument(
+    fresh_pipeline: None, kwargs: dict[str, object], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error) as info:
+        tcc.configure(**kwargs)  # type: ignore[arg-type]
+    assert names in str(info.value)
+    assert _config._config == _config.Config()

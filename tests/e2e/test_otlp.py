@@ -229,3 +229,27 @@ def test_drop_in_documented_line_over_the_wire(receiver: OTLPReceiver) -> None:
     assert named["chat gpt-4o-mini"].attributes["tcc.cost.source"] == "computed"
     expected = (1000 * 0.15 + 100 * 0.6) / 1e6
     assert named["invoke_agent"].attributes["tcc.run.cost.usd"] == pytest.approx(expected)
+
+
+def test_runs_route_to_their_own_destination(receiver: OTLPReceiver) -> None:
+    with OTLPReceiver(port=0) as tenant:
+        result = run_script(
+            f"""
+            import contextcompany as tcc
+            with tcc.run(api_key="tenant-key", tcc_url="{tenant.endpoint}") as r:
+                r.prompt("q")
+                with r.step() as s:
+                    s.prompt("p").response("r").model("gpt-4o")
+            r.feedback(score="thumbs_down")
+            with tcc.run() as other:
+                other.prompt("default destination")
+            """,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "TCC_API_KEY": "default-key"},
+        )
+        assert result.returncode == 0, result.stderr
+        routed = tenant.wait_for_spans(3)
+        assert sorted(s.name for s in routed) == ["chat gpt-4o", "feedback", "invoke_agent"]
+        assert {r.headers["authorization"] for r in tenant.requests} == {"Bearer tenant-key"}
+    default = receiver.wait_for_spans(1)
+    assert [s.name for s in default] == ["invoke_agent"]
+    assert {r.headers["authorization"] for r in receiver.requests} == {"Bearer default-key"}
