@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict contextcompany
 
 demo: $(STAMP)
-	$(BIN)/python -m contextcompany dev --port $(PORT) -- $(BIN)/python examples/weather_agent.py
+	$(BIN)/python -m contextcompany dev --port $(PORT) -- sh -c '$(BIN)/python examples/weather_agent.py && $(BIN)/python examples/async_agent.py && $(BIN)/python examples/decorator_agent.py'
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_step.py
