@@ -10,6 +10,7 @@
 from ._api import flush, run, shutdown, stats, step, tool_call
 from ._config import configure, get_api_key, get_url
 from ._decorators import agent, tool
+from ._import import send_run, send_step, send_tool_call
 from ._processor import SpanProcessor, Stats
 from ._records import Run, Step, ToolCall, current_run, submit_feedback
 
@@ -29,6 +30,9 @@ __all__ = [
     "get_api_key",
     "get_url",
     "run",
+    "send_run",
+    "send_step",
+    "send_tool_call",
     "shutdown",
     "stats",
     "step",

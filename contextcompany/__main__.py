@@ -4,27 +4,47 @@
 
     python -m contextcompany dev                      # serve until Ctrl-C
     python -m contextcompany dev -- python agent.py   # run a program against it, exit with its code
+
+``contextcompany import`` sends complete runs from a JSON Lines file, one ``tcc.send_run()`` record a
+line::
+
+    python -m contextcompany import runs.jsonl --tcc-url https://collector.example.com:4318
+    gunzip -c runs.jsonl.gz | python -m contextcompany import -
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import errno
+import json
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import IO, Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from contextcompany import __version__
+from contextcompany._api import flush, stats
+from contextcompany._import import send_run
 from contextcompany.dev import OTLPReceiver, RunTreePrinter
 
 __all__ = ["build_parser", "main"]
@@ -35,6 +55,7 @@ TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 EXIT_USAGE = 2
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130  # the shell's 128 + SIGINT
 
 _Handler = Callable[[argparse.Namespace, list[str] | None], int]
 
@@ -76,6 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="port to listen on; 0 picks a free one (default: %(default)s)",
     )
     dev.set_defaults(handler=_dev, takes_command=True)
+
+    imp = commands.add_parser(
+        "import",
+        help="send complete runs from a JSON Lines file",
+        description=(
+            "Send complete runs after the fact: one JSON object a line, with the fields of "
+            "tcc.send_run() (run_id, prompt, response, start_time, end_time, steps, tool_calls, "
+            "feedback, ...). Each line is all or nothing; a rejected line is reported with its line "
+            "number and skipped, and the others are sent. Exit code: 0 all sent, 1 some lines rejected "
+            "(or spans not delivered), 2 the file cannot be read."
+        ),
+        epilog=f"example: {PROG} import runs.jsonl --tcc-url https://collector.example.com:4318",
+    )
+    imp.add_argument("file", metavar="FILE", help="the JSON Lines file; - reads standard input")
+    imp.add_argument("--api-key", help="API key for lines without their own api_key (default: TCC_API_KEY)")
+    imp.add_argument(
+        "--tcc-url",
+        help=f"OTLP endpoint for lines without their own tcc_url (default: {ENDPOINT_ENV})",
+    )
+    imp.add_argument("-q", "--quiet", action="store_true", help="show no progress bar")
+    imp.set_defaults(handler=_import, takes_command=False)
     return parser
 
 
@@ -200,6 +242,176 @@ def _run(command: list[str], receiver: OTLPReceiver, printer: RunTreePrinter, er
     # has had all its runs printed by now.
     _note(err, f"{shlex.join(command)} exited with code {code}; ", _summary(printer))
     return code if code >= 0 else 128 - code  # killed by signal N: the shell's 128 + N
+
+
+# --- import -------------------------------------------------------------------------------------
+
+REPORTED_REJECTIONS = 50  # rejected lines listed by number and reason; the rest are counted
+REASON_MAX_CHARS = 500
+# Spans waiting in tcc's export queue before the import waits for them to go out: a file is read far
+# faster than a collector takes spans, and a full queue drops its oldest (default size 2048).
+BACKLOG_SPANS = 256
+
+
+@dataclass(slots=True)
+class _ImportReport:
+    sent: int = 0
+    rejected: int = 0
+    reasons: list[tuple[int, str]] = field(default_factory=list)
+
+    def reject(self, line_number: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < REPORTED_REJECTIONS:
+            if len(reason) > REASON_MAX_CHARS:
+                reason = reason[: REASON_MAX_CHARS - 3] + "..."
+            self.reasons.append((line_number, reason))
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def _rejection(exc: Exception) -> str:
+    # TypeError/ValueError are the checks' own messages (path, call, what was expected) or Python's
+    # for an unknown field; anything else is unexpected and keeps its type name.
+    text = str(exc) if isinstance(exc, TypeError | ValueError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.splitlines())
+
+
+def _import_line(raw: bytes, number: int, defaults: dict[str, str], report: _ImportReport) -> None:
+    """Send one line's run, or record why not. Never raises for a bad line."""
+    if number == 1:
+        raw = raw.removeprefix(codecs.BOM_UTF8)  # editors on Windows like to start files with one
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.reject(number, f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})")
+        return
+    text = text.rstrip("\r\n")  # so a JSON error's column counts within the line
+    if not text.strip(" \t"):
+        return  # blank lines are skipped, not rejected
+    try:
+        record: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        report.reject(number, f"invalid JSON: {exc.msg} at column {exc.colno}")
+        return
+    except (ValueError, RecursionError) as exc:  # e.g. an int too long to convert, nesting too deep
+        report.reject(number, f"invalid JSON: {exc or type(exc).__name__}")
+        return
+    if not isinstance(record, dict):
+        report.reject(number, f"not a JSON object but {_json_kind(record)}")
+        return
+    for key, value in defaults.items():
+        if record.get(key) is None:
+            record[key] = value
+    try:
+        send_run(**record)
+    except Exception as exc:
+        report.reject(number, _rejection(exc))
+        return
+    report.sent += 1
+    backlog = stats()
+    if backlog is not None and backlog.queue_size >= BACKLOG_SPANS:
+        flush()  # wait for the collector rather than overflow the queue and drop spans
+
+
+def _size(stream: IO[bytes]) -> int | None:
+    """The size of a regular file (also as redirected stdin), else None: the bar then only counts."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _import(args: argparse.Namespace, command: list[str] | None) -> int:
+    out = Console(highlight=False, soft_wrap=True)  # the summary, on stdout
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # the progress bar and fatal errors
+    name = "standard input" if args.file == "-" else args.file
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        err.print(Text(f"error: cannot read {name}: {exc.strerror or exc}", style="red"))
+        return EXIT_USAGE
+    defaults = {key: value for key, value in (("api_key", args.api_key), ("tcc_url", args.tcc_url)) if value}
+    report = _ImportReport()
+    read_error: OSError | None = None
+    interrupted = False
+    # By bytes read, so no first pass over the file is needed to count its lines.
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
+        DownloadColumn(),
+        TimeRemainingColumn(compact=True),
+        TextColumn("{task.fields[sent]} sent, {task.fields[rejected]} rejected"),
+        console=err,
+        transient=True,
+        disable=args.quiet or not err.is_terminal,  # a bar cannot redraw in a log file
+    )
+    with progress, contextlib.ExitStack() as closing:
+        if stream is not sys.stdin.buffer:
+            closing.enter_context(stream)
+        label = os.path.basename(name)
+        label = label if len(label) <= 20 else label[:19] + "…"
+        task = progress.add_task(label, total=_size(stream), sent=0, rejected=0)
+        try:
+            for number, raw in enumerate(stream, 1):  # one line at a time: never the whole file
+                _import_line(raw, number, defaults, report)
+                progress.update(task, advance=len(raw), sent=report.sent, rejected=report.rejected)
+        except OSError as exc:
+            read_error = exc
+        except KeyboardInterrupt:
+            interrupted = True
+    delivered = flush()
+    _print_import_summary(out, name, report, delivered, interrupted)
+    if read_error is not None:
+        err.print(Text(f"error: reading {name} failed: {read_error.strerror or read_error}", style="red"))
+        return EXIT_USAGE
+    if interrupted:
+        return EXIT_INTERRUPTED
+    counts = stats()
+    undelivered = not delivered or (counts is not None and counts.spans_dropped > 0)
+    return 1 if report.rejected or undelivered else 0
+
+
+def _print_import_summary(
+    out: Console, name: str, report: _ImportReport, delivered: bool, interrupted: bool
+) -> None:
+    summary = f"{_plural(report.sent, 'run')} sent, {_plural(report.rejected, 'line')} rejected"
+    if interrupted:
+        summary += " (interrupted: the rest of the file was not read)"
+    out.print(Text.assemble(("contextcompany import: ", "dim"), f"{name}: ", (summary, "bold")))
+    # Text, not markup: reasons hold "[TCC]" and user data, which rich would read as markup tags.
+    for number, reason in report.reasons:
+        out.print(Text.assemble("  line ", (str(number), "bold"), f": {reason}"))
+    if report.rejected > len(report.reasons):
+        out.print(Text(f"  ... and {_plural(report.rejected - len(report.reasons), 'more rejected line')}"))
+    counts = stats()
+    if not delivered:
+        out.print(
+            Text("warning: tcc.flush() timed out: some spans may not have been delivered", style="yellow")
+        )
+    if counts is not None and counts.spans_dropped:
+        last = f"; last error: {counts.last_error}" if counts.last_error else ""
+        out.print(
+            Text(
+                f"warning: {_plural(counts.spans_dropped, 'span')} could not be delivered "
+                f"({_plural(counts.exports_failed, 'failed export')}{last})",
+                style="yellow",
+            )
+        )
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

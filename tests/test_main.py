@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -14,10 +16,13 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from contextcompany import _semconv as sc
 from contextcompany.__main__ import main
+from contextcompany.dev import OTLPReceiver
+
+from .conftest import Captured
 
 # A program exporting one run span to wherever the environment points, then exiting with 3.
 CHILD = textwrap.dedent(
@@ -131,3 +136,154 @@ def test_dev_serves_until_interrupted(stop_signal: signal.Signals) -> None:
     assert "invoke_agent served" in out and "served-run" in out
     assert "stopped; 1 run printed, 1 span received" in err
     assert "Traceback" not in err
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def _line(record: object) -> str:
+    return json.dumps(record) + "\n"
+
+
+GOOD_RUN = {
+    "run_id": "cli-import-1",
+    "prompt": {"user_prompt": "Weather in Paris?", "system_prompt": "You are a weather agent."},
+    "response": "18°C and sunny.",
+    "start_time": "2025-01-01T12:00:00Z",
+    "end_time": "2025-01-01T12:00:03Z",
+    "steps": [{"prompt": "Weather in Paris?", "response": "18°C and sunny.", "model": "gpt-4o"}],
+    "tool_calls": [{"tool_name": "get_weather", "args": {"city": "Paris"}, "result": "18°C"}],
+}
+FAILED_RUN = {"run_id": "cli-import-2", "prompt": None, "status_code": 2, "status_message": "crashed"}
+
+
+def _import_in_subprocess(
+    args: list[str], endpoint: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    # tcc sets up its pipeline once per process, from the environment: a fresh process per import.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "COLUMNS": "200"}
+    code = f"import sys; from contextcompany.__main__ import main; sys.exit(main({['import', *args]!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_import_sends_the_good_lines_and_reports_the_rest(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    path.write_text(
+        _line(GOOD_RUN)  # 1
+        + "\n"  # 2: blank, skipped
+        + '{"run_id": "cli-bad-json", "prompt": \n'  # 3
+        + _line(["not", "an", "object"])  # 4
+        + _line(
+            {
+                "run_id": "cli-bad-field",
+                "prompt": "q",
+                "steps": [
+                    {"prompt": "p", "response": "r"},
+                    {"prompt": "p", "response": "r", "completion_tokens": "25"},
+                ],
+            }
+        )  # 5
+        + "   \n"  # 6: blank
+        + _line(FAILED_RUN)  # 7
+        + _line({"run_id": "cli-unknown", "prompt": "q", "colour": "blue"}),  # 8
+        encoding="utf-8",
+    )
+    with OTLPReceiver(port=0) as rx:
+        result = _import_in_subprocess([str(path)], rx.endpoint)
+        # tcc.flush() ran before the process exited, and the receiver answers after recording
+        spans = rx.spans
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted((s.attributes["tcc.run.id"], s.name, s.status_code) for s in spans) == [
+        ("cli-import-1", "chat gpt-4o", 0),
+        ("cli-import-1", "execute_tool get_weather", 0),
+        ("cli-import-1", "invoke_agent", 0),
+        ("cli-import-2", "invoke_agent", 2),
+    ]
+    run = next(s for s in spans if s.name == "invoke_agent" and s.attributes["tcc.run.id"] == "cli-import-1")
+    assert run.start_time_unix_nano == 1_735_732_800_000_000_000
+    assert run.end_time_unix_nano == 1_735_732_803_000_000_000
+    for child in spans:
+        if child.attributes["tcc.run.id"] == "cli-import-1" and child is not run:
+            assert child.parent_span_id == run.span_id and child.trace_id == run.trace_id
+    assert result.stdout.splitlines() == [
+        f"contextcompany import: {path}: 2 runs sent, 4 lines rejected",
+        "  line 3: invalid JSON: Expecting value at column 38",
+        "  line 4: not a JSON object but an array",
+        "  line 5: steps[1].completion_tokens: [TCC] s.tokens(completion=...) expects an int >= 0 or None, "
+        "got str '25'",
+        "  line 8: send_run() got an unexpected keyword argument 'colour'",
+    ]
+
+
+def test_import_all_good_from_stdin_with_tcc_url(tmp_path: pathlib.Path) -> None:
+    with OTLPReceiver(port=0) as rx:
+        # --tcc-url wins over the environment, which points nowhere
+        result = _import_in_subprocess(
+            ["-", "--quiet", "--tcc-url", rx.endpoint],
+            "http://127.0.0.1:9",
+            stdin=_line(GOOD_RUN) + _line(FAILED_RUN),
+        )
+        spans = rx.spans
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "contextcompany import: standard input: 2 runs sent, 0 lines rejected\n"
+    assert result.stderr == ""
+    assert len(spans) == 4
+    assert {s.attributes["tcc.run.id"] for s in spans} == {"cli-import-1", "cli-import-2"}
+
+
+def test_import_reports_the_first_50_rejections(
+    captured: Captured, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(_line(n) for n in range(60)) + _line({"prompt": "the one good line"}))
+    assert main(["import", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("bad.jsonl: 1 run sent, 60 lines rejected")
+    assert out[1:51] == [f"  line {n}: not a JSON object but a number" for n in range(1, 51)]
+    assert out[51:] == ["  ... and 10 more rejected lines"]
+    assert [s.name for s in captured.spans()] == ["invoke_agent"]
+
+
+def test_import_unreadable_file(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert main(["import", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
+    assert main(["import", str(tmp_path)]) == 2
+    assert "Is a directory" in capsys.readouterr().err
+
+
+def test_import_warns_when_spans_are_not_delivered(
+    captured: Captured,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import contextcompany.__main__ as cli
+
+    path = tmp_path / "runs.jsonl"
+    path.write_text(_line(GOOD_RUN))
+    monkeypatch.setattr(captured.exporter, "export", lambda spans: SpanExportResult.FAILURE)
+    monkeypatch.setattr(cli, "flush", lambda: captured.processor.force_flush() and False)
+    assert main(["import", str(path)]) == 1  # every line was sent, but not delivered
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        f"contextcompany import: {path}: 1 run sent, 0 lines rejected",
+        "warning: tcc.flush() timed out: some spans may not have been delivered",
+    ]
+    # the run's 3 spans, in one export or more, depending on when the export worker woke up
+    assert re.fullmatch(
+        r"warning: 3 spans could not be delivered \(\d failed exports?; "
+        r"last error: the exporter reported a failure\)",
+        out[2],
+    )
+    assert len(out) == 3
