@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
-from . import _ids
+from . import _content, _ids
 from . import _semconv as sc
 from ._processor import SpanProcessor, Stats
 
@@ -61,6 +61,7 @@ class Settings:
     run_timeout: float = 20 * 60.0  # seconds; 0 disables
     capture_content: bool = True
     mask: Callable[[str], str] | None = None
+    value_limit: int = _content.DEFAULT_VALUE_LIMIT  # characters per content attribute
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,13 @@ class Config:
     shutdown_timeout_millis: float | None = None
     allow_insecure_http: bool | None = None
 
+    def __repr__(self) -> str:  # the key and header values are secrets: never in a log line or a repr
+        return (
+            f"Config(service_name={self.service_name!r}, endpoint={self.endpoint!r}, "
+            f"headers={sorted(self.headers)}, api_key={'set' if self.api_key else None}, "
+            f"span_processors={len(self.span_processors)}, tracer_provider={self.tracer_provider!r})"
+        )
+
 
 def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() == "true"
@@ -87,7 +95,7 @@ def _env_content_capture() -> bool:
     return raw not in ("false", "0", "no", "off")
 
 
-settings = Settings(capture_content=_env_content_capture())
+settings = Settings(capture_content=_env_content_capture(), value_limit=_content.value_limit_from_env())
 _config = Config()
 
 
@@ -195,6 +203,39 @@ class _Refusing(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.FAILURE
+
+
+class _Lazy(SpanExporter):
+    """Builds the real exporter on first use, on the export thread, and again after ``fork()``.
+
+    Building the OTLP exporter imports requests and opens a session (about 0.1 s) which the first record
+    on the caller's thread should not pay; and a forked child must not share the parent's pooled HTTP
+    connections, whose bytes would interleave on one socket.
+    """
+
+    def __init__(self, make: Callable[[], SpanExporter]) -> None:
+        self._make = make
+        self._exporter: SpanExporter | None = None
+        self._pid = os.getpid()
+
+    def _get(self) -> SpanExporter:
+        if self._exporter is None or self._pid != os.getpid():
+            self._exporter, self._pid = self._make(), os.getpid()
+        return self._exporter
+
+    @property
+    def reason(self) -> str | None:
+        return getattr(self._get(), "reason", None)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._get().export(spans)
+
+    def shutdown(self) -> None:
+        if self._exporter is not None and self._pid == os.getpid():
+            self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 def _exporter(dest: Destination, config: Config) -> SpanExporter:
@@ -336,9 +377,9 @@ def _shutdown_timeout_millis(config: Config) -> float | None:
 def _own_pipeline(config: Config, resource: Resource | None = None) -> Pipeline:
     default = _default_destination(config)
     processor = SpanProcessor(
-        _exporter(default, config),
+        _Lazy(lambda: _exporter(default, config)),
         shutdown_timeout_millis=_shutdown_timeout_millis(config),
-        exporter_for=lambda key: _exporter(key, config),  # type: ignore[arg-type]
+        exporter_for=lambda key: _Lazy(lambda: _exporter(key, config)),  # type: ignore[arg-type]
     )
     if resource is None:
         resource = Resource.create()
@@ -504,6 +545,7 @@ def reset_for_tests() -> None:
         settings.run_timeout = 20 * 60.0
         settings.capture_content = _env_content_capture()
         settings.mask = None
+        settings.value_limit = _content.value_limit_from_env()
 
 
 # --- lifecycle --------------------------------------------------------------------------------------------

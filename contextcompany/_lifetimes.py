@@ -34,6 +34,13 @@ class Reaper:
         self._pid = 0
         self._next: float | None = None
         self._logged = False
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # The thread did not survive fork, and a lock held at fork time would never be released.
+        self._lock = threading.Lock()
+        self._thread = None
 
     def watch(self, deadline: float) -> None:
         """A deadline (``time.monotonic()`` seconds) now exists; make sure someone wakes up for it."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
+import weakref
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -149,6 +151,10 @@ class PriceBook:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            # The export worker may hold the lock at fork time; the child's worker must not wait forever.
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _renew_lock(ref))
         self._lib: _Lib | None = None
         self._import_failed = False
         self._state: _State | None = None
@@ -314,6 +320,12 @@ class PriceBook:
                     band = _SLOW
                 table.bands[index] = band
             return band
+
+
+def _renew_lock(ref: weakref.ref[PriceBook]) -> None:
+    book = ref()
+    if book is not None:
+        book._lock = threading.Lock()
 
 
 def _lookup(lib: _Lib, snapshot: DataSnapshot, model: str, provider: str | None) -> _Model | None:

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
@@ -47,7 +47,9 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _semconv as sc
+from ._content import WITHHELD
 from ._pricing import PriceBook
+from ._redact import redact
 
 logger = logging.getLogger("contextcompany")
 
@@ -55,6 +57,9 @@ _DEFAULT_SCHEDULE_DELAY_MILLIS = 5000
 _DEFAULT_MAX_QUEUE_SIZE = 2048
 _DEFAULT_MAX_EXPORT_BATCH_SIZE = 512
 _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5000
+# A batch is cut before its spans' text passes this many bytes, so a request stays inside the 4 MiB a
+# collector's gRPC receiver accepts by default (HTTP receivers take more), whatever the batch size.
+_MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 
 def _env_int(name: str, default: int) -> int:
@@ -70,6 +75,35 @@ def _env_int(name: str, default: int) -> int:
         logger.warning("contextcompany: %s=%r must be positive; using %d", name, raw, default)
         return default
     return value
+
+
+# --- what the exporter says while it works for us ----------------------------------------------------
+
+# The OTLP exporter logs every failed batch and every retry on its own loggers. For tcc's exports those
+# lines would repeat what tcc says once per outage, so while the worker exports they are kept as the
+# failure's reason (``stats().last_error``) instead of printed. Other exporters in the process, which log
+# from their own threads, are not affected.
+_EXPORTER_LOGGERS: Final = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.http",
+)
+_exporting = threading.local()
+
+
+class _ExporterLogs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        notes: list[str] | None = getattr(_exporting, "notes", None)
+        if notes is None:
+            return True
+        if record.levelno >= logging.WARNING:
+            notes.append(record.getMessage())
+        return False
+
+
+_exporter_logs = _ExporterLogs()
+for _name in _EXPORTER_LOGGERS:
+    logging.getLogger(_name).addFilter(_exporter_logs)
 
 
 # --- the enrichment pipeline ---------------------------------------------------------------------
@@ -149,10 +183,23 @@ class StepRule:
     def __call__(self, edit: Edit) -> None:
         if edit.get(sc.STEP_ID) is None or edit.span.status.status_code is StatusCode.ERROR:
             return
-        missing = [name for key, name in _STEP_CONTENT if edit.get(key) is None]
+        # Content withheld by the capture policy was there: the record checked it before ending.
+        withheld = edit.get(WITHHELD) or ()
+        missing = [name for key, name in _STEP_CONTENT if edit.get(key) is None and key not in withheld]
         if missing:
             edit.status = Status(StatusCode.ERROR, f"step ended without {' and '.join(missing)}")
             edit.set(sc.ERROR_TYPE, sc.ERROR_TYPE_INCOMPLETE_STEP)
+
+
+def _approximate_size(span: ReadableSpan) -> int:
+    """About how many bytes ``span`` adds to an OTLP request: its strings (UTF-8 can double non-ASCII
+    text, which the slack of the limit absorbs) and a fixed cost for ids, times and keys."""
+    size = 256 + len(span.name)
+    for key, value in (span.attributes or {}).items():
+        size += len(key) + 16
+        if isinstance(value, str):
+            size += len(value)
+    return size
 
 
 def _count(value: object) -> int:
@@ -446,7 +493,13 @@ class SpanProcessor(_SdkSpanProcessor):
             with self._lock:
                 if not self._queue:
                     return
-                batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+                batch = [self._queue.popleft()]
+                size = _approximate_size(batch[0])
+                while self._queue and len(batch) < self._max_batch:
+                    size += _approximate_size(self._queue[0])
+                    if size > _MAX_REQUEST_BYTES:
+                        break
+                    batch.append(self._queue.popleft())
             self._export(batch)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
@@ -476,16 +529,25 @@ class SpanProcessor(_SdkSpanProcessor):
     def _send(self, key: Hashable, spans: list[ReadableSpan]) -> None:
         exporter = self._destination(key)
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        notes: list[str] = []
+        _exporting.notes = notes
         try:
             if exporter is None:
                 error: str | None = "no exporter for this destination"
             else:
                 result = exporter.export(spans)
-                error = None if result is SpanExportResult.SUCCESS else "the exporter reported a failure"
+                if result is SpanExportResult.SUCCESS:
+                    error = None
+                else:
+                    reason = getattr(exporter, "reason", None)  # an exporter that refuses says why
+                    error = notes[-1] if notes else reason or "the exporter reported a failure"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            _exporting.notes = None
             otel_context.detach(token)
+        if error is not None:
+            error = redact(error)
         with self._lock:
             if error is None:
                 self._exported += len(spans)

@@ -40,7 +40,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _checks as checks
-from . import _config, _ids
+from . import _config, _content, _ids
 from . import _messages as messages
 from . import _semconv as sc
 from ._lifetimes import Reaper
@@ -146,6 +146,8 @@ _config.on_exit(_end_everything_open)
 
 
 def _forget_inherited_records() -> None:
+    global _recent_lock
+    _recent_lock = threading.Lock()  # another thread may have held it at fork time
     # A forked child holds copies of the parent's open records. The parent ends and sends them; the
     # child must not send them a second time, from its exit hook or its garbage collector.
     for record in [*_live_runs.values(), *_orphans]:
@@ -172,6 +174,16 @@ def _end_collected(span: trace.Span, children: dict[_Record, None] | None, kind:
 def _collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
     # Runs inside the garbage collector, maybe while this thread holds a lock: defer, take no lock.
     _reaper.defer(lambda: _end_collected(span, children, kind))
+
+
+_logged: set[str] = set()
+
+
+def _log_once(key: str, message: str, *args: object) -> None:
+    """An internal error, with its traceback, once per kind: it must never reach the application."""
+    if key not in _logged:
+        _logged.add(key)
+        logger.exception(message, *args)
 
 
 def _error_type(exc: BaseException) -> str:
@@ -207,6 +219,7 @@ class _Record:
     _kind: ClassVar[str]  # "run", "step", "tool call": for messages
     _var: ClassVar[str]  # "r", "s", "tc": how the old package's docs name the object in messages
     _current: ClassVar[ContextVar[Any] | None] = None  # the contextvar a ``with`` block sets, if any
+    _content_keys: ClassVar[tuple[str, ...]] = ()  # the attributes the content policy governs
 
     _span: trace.Span
 
@@ -259,12 +272,17 @@ class _Record:
         kind: SpanKind,
         attributes: dict[str, AttributeValue],
     ) -> None:
-        tracer, router = _config.target(self._dest)
-        self._span = tracer.start_span(
-            name, context=parent, kind=kind, attributes=attributes, start_time=self._start_ns
-        )
-        if router is not None:
-            router.route(self._span, self._dest)
+        try:
+            tracer, router = _config.target(self._dest)
+            self._span = tracer.start_span(
+                name, context=parent, kind=kind, attributes=attributes, start_time=self._start_ns
+            )
+            if router is not None:
+                router.route(self._span, self._dest)
+        except Exception:
+            # A sampler or span processor of the service raised: the application must not see it.
+            _log_once("start", "contextcompany: starting the %s span failed; it is not recorded", self._kind)
+            self._span = trace.INVALID_SPAN
 
     def _adopt(self, owner: Run | None) -> None:
         """Tie the record's lifetime to its run's, or, without a live run here, to the process's."""
@@ -347,16 +365,34 @@ class _Record:
     def _emit(self) -> None:
         self._before_end()
         span = self._span
-        attributes = self._attributes()
-        if self._status is StatusCode.ERROR:
-            attributes[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
-        span.set_attributes(attributes)
-        name = self._name()
-        if name is not None:
-            span.update_name(name)
-        if self._status is not StatusCode.UNSET:
-            span.set_status(self._status, self._status_message if self._status is StatusCode.ERROR else None)
-        span.end(end_time=self._end_ns)
+        try:
+            attributes = self._attributes()
+            if self._status is StatusCode.ERROR:
+                attributes[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
+            policy = _config.settings
+            _content.apply(
+                attributes,
+                self._content_keys,
+                capture=policy.capture_content,
+                mask=policy.mask,
+                limit=policy.value_limit,
+            )
+            span.set_attributes(attributes)
+            name = self._name()
+            if name is not None:
+                span.update_name(name)
+            if self._status is not StatusCode.UNSET:
+                description = self._status_message if self._status is StatusCode.ERROR else None
+                span.set_status(self._status, description)
+        except Exception:
+            _log_once(
+                "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._kind
+            )
+        try:
+            span.end(end_time=self._end_ns)
+        except Exception:
+            # A span processor of the service raised on end: the application must not see it.
+            _log_once("end", "contextcompany: a span processor failed to end the %s span", self._kind)
         owner = self._owner() if self._owner is not None else None
         if owner is not None:
             owner._children.pop(self, None)
@@ -477,6 +513,13 @@ class Run(_Record):
     _kind = "run"
     _var = "r"
     _current = _current_run
+    _content_keys = (
+        sc.INPUT_MESSAGES,
+        sc.SYSTEM_INSTRUCTIONS,
+        sc.OUTPUT_MESSAGES,
+        sc.RUN_FULL_INPUT,
+        sc.RUN_FULL_OUTPUT,
+    )
 
     def __init__(
         self,
@@ -673,6 +716,7 @@ class Step(_Record):
     _kind = "step"
     _var = "s"
     _current = _current_step
+    _content_keys = (sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES)
 
     def __init__(
         self,
@@ -909,6 +953,7 @@ class ToolCall(_Record):
     __slots__ = ("_args", "_result", "_run_id", "_tool_call_id", "_tool_name")
     _kind = "tool call"
     _var = "tc"
+    _content_keys = (sc.TOOL_CALL_ARGUMENTS, sc.TOOL_CALL_RESULT)
 
     def __init__(
         self,
@@ -1035,9 +1080,20 @@ def submit_feedback(
         attributes[sc.EVALUATION_SCORE_VALUE] = FEEDBACK_SCORES[score]
     if body:
         attributes[sc.EVALUATION_EXPLANATION] = body
-    tracer, router = _config.target(dest)
-    span = tracer.start_span(sc.FEEDBACK_SPAN_NAME, context=run_context(rid), attributes=attributes)
-    if router is not None:
-        router.route(span, dest)
-    span.end()
+    policy = _config.settings
+    _content.apply(
+        attributes,
+        (sc.EVALUATION_EXPLANATION,),
+        capture=policy.capture_content,
+        mask=policy.mask,
+        limit=policy.value_limit,
+    )
+    try:
+        tracer, router = _config.target(dest)
+        span = tracer.start_span(sc.FEEDBACK_SPAN_NAME, context=run_context(rid), attributes=attributes)
+        if router is not None:
+            router.route(span, dest)
+        span.end()
+    except Exception:
+        _log_once("feedback", "contextcompany: recording feedback failed")
     return True

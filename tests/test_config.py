@@ -292,8 +292,8 @@ def test_configure_before_first_use_builds_the_pipeline(fresh_pipeline: None) ->
     assert isinstance(pipeline.provider, TracerProvider)
     assert pipeline.provider.resource.attributes["service.name"] == "support-bot"
     assert pipeline.processor is not None and pipeline.processor._shutdown_timeout == 0.25
-    exporter = pipeline.processor._exporter
-    assert exporter._endpoint == "https://otel.example.com/v1/traces"  # type: ignore[attr-defined]
+    exporter = pipeline.processor._exporter._get()  # type: ignore[attr-defined]
+    assert exporter._endpoint == "https://otel.example.com/v1/traces"
     assert [s.name for s in extra.get_finished_spans()] == ["invoke_agent"]
     assert r._timeout == 30
 
