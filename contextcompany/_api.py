@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import threading
+
 from . import _config
 from ._processor import Stats
 from ._records import Run, Step, ToolCall, current_run, current_step, known_run
@@ -113,9 +116,16 @@ def flush(timeout_millis: int = 30000) -> bool:
     >>> tcc.flush(timeout_millis=5000)
     True
     """
-    if isinstance(timeout_millis, bool) or not isinstance(timeout_millis, int | float) or timeout_millis < 0:
-        raise ValueError(f"[TCC] tcc.flush(timeout_millis=...) expects a number >= 0, got {timeout_millis!r}")
-    return _config.flush(int(timeout_millis))
+    if isinstance(timeout_millis, bool) or not isinstance(timeout_millis, int | float):
+        raise TypeError(
+            f"[TCC] tcc.flush(timeout_millis=...) expects a number >= 0, got {type(timeout_millis).__name__}"
+        )
+    if not 0 <= timeout_millis < math.inf:
+        raise ValueError(
+            f"[TCC] tcc.flush(timeout_millis=...) expects a finite number >= 0, got {timeout_millis}"
+        )
+    # threading waits take at most TIMEOUT_MAX seconds; longer is forever for any caller.
+    return _config.flush(int(min(timeout_millis, threading.TIMEOUT_MAX * 1000)))
 
 
 def shutdown() -> None:

@@ -26,10 +26,23 @@ from . import _semconv as sc
 STATUS_CODES: Final = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_NS: Final = 2**63 - 1  # OTLP carries fixed64 nanoseconds; Python's datetime stops at 9999 anyway
+# OTLP carries ints as int64. Token counts stay far below that (2**53 is also the largest integer a
+# JavaScript backend reads exactly), so a sum of them or a run's total cannot overflow either.
+MAX_COUNT: Final = 2**53
+_INT64: Final = range(-(2**63), 2**63)
 
 
 def type_name(value: object) -> str:
     return type(value).__name__
+
+
+def show(value: object) -> str:
+    """``repr(value)`` for an error message, short, and never raising (a user's __repr__ may)."""
+    try:
+        shown = repr(value)
+    except Exception:
+        return f"<{type_name(value)} whose repr() failed>"
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def text(value: object, where: str) -> str:
@@ -63,7 +76,7 @@ def seconds(value: object, where: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"[TCC] {where} expects a number of seconds >= 0 or None, got {type_name(value)}")
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"[TCC] {where} expects a number of seconds >= 0 (0 disables), got {value!r}")
+        raise ValueError(f"[TCC] {where} expects a number of seconds >= 0 (0 disables), got {show(value)}")
     return float(value)
 
 
@@ -74,7 +87,7 @@ def identifier(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"[TCC] {where} expects a non-empty str, got {type_name(value)}")
     if not value.strip():
-        raise ValueError(f"[TCC] {where} expects a non-empty str, got {value!r}")
+        raise ValueError(f"[TCC] {where} expects a non-empty str, got {show(value)}")
     return text(value, where)
 
 
@@ -89,33 +102,40 @@ def token_count(value: object, where: str) -> int | None:
         raise TypeError(f"[TCC] {where} expects an int >= 0 or None, got bool {value!r}")
     try:
         count = operator.index(value)  # type: ignore[arg-type]  # int and int-like (numpy), not float/str
-    except TypeError:
+    except Exception:
         raise TypeError(
-            f"[TCC] {where} expects an int >= 0 or None, got {type_name(value)} {value!r}"
+            f"[TCC] {where} expects an int >= 0 or None, got {type_name(value)} {show(value)}"
         ) from None
-    if count < 0:
-        raise ValueError(f"[TCC] {where} expects an int >= 0 or None, got {count}")
+    if not 0 <= count <= MAX_COUNT:
+        raise ValueError(f"[TCC] {where} expects an int from 0 to 2**53 or None, got {count}")
     return count
 
 
 def cost(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
-        raise TypeError(f"[TCC] {where} expects a number of USD >= 0, got {type_name(value)} {value!r}")
-    cost = float(value)
+        raise TypeError(f"[TCC] {where} expects a number of USD >= 0, got {type_name(value)} {show(value)}")
+    try:
+        cost = float(value)
+    except (OverflowError, ValueError):  # 10**400, Decimal("sNaN")
+        cost = math.nan
     if not math.isfinite(cost) or cost < 0:
-        raise ValueError(f"[TCC] {where} expects a finite number of USD >= 0, got {value!r}")
+        raise ValueError(f"[TCC] {where} expects a finite number of USD >= 0, got {show(value)}")
     return cost
 
 
 def metadata_value(key: str, value: object, where: str) -> AttributeValue:
     if isinstance(value, str):
-        return text(value, f"{where} value for {key!r}")
-    if isinstance(value, bool | int):
+        return text(value, f"{where} value for {show(key)}")
+    if isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if value not in _INT64:
+            raise ValueError(f"[TCC] {where} value for {show(key)} must fit in 64 bits, got {value}")
+        return int(value)
     if isinstance(value, float) and math.isfinite(value):
-        return value
+        return float(value)
     raise TypeError(
-        f"[TCC] {where} value for {key!r} must be a str (or a bool, int or finite float), "
+        f"[TCC] {where} value for {show(key)} must be a str (or a bool, int or finite float), "
         f"got {type_name(value)}"
     )
 
@@ -127,13 +147,13 @@ def metadata(data: object, kwargs: Mapping[str, object], where: str) -> dict[str
             raise TypeError(f"[TCC] {where}(data=...) expects a dict of str to str, got {type_name(data)}")
         for key, value in data.items():
             if not isinstance(key, str):
-                raise TypeError(f"[TCC] {where}(data=...) keys must be str, got {type_name(key)} {key!r}")
+                raise TypeError(f"[TCC] {where}(data=...) keys must be str, got {type_name(key)} {show(key)}")
             if not key.strip():
-                raise ValueError(f"[TCC] {where}(data=...) keys must be non-empty, got {key!r}")
+                raise ValueError(f"[TCC] {where}(data=...) keys must be non-empty, got {show(key)}")
             items[text(key, f"{where}(data=...) key")] = metadata_value(key, value, f"{where}(data=...)")
     for key, value in kwargs.items():
         if not key.strip():
-            raise ValueError(f"[TCC] {where}() keys must be non-empty, got {key!r}")
+            raise ValueError(f"[TCC] {where}() keys must be non-empty, got {show(key)}")
         items[text(key, f"{where}() key")] = metadata_value(key, value, f"{where}({key}=...)")
     return items
 
@@ -141,7 +161,7 @@ def metadata(data: object, kwargs: Mapping[str, object], where: str) -> dict[str
 def status_code(code: object, where: str) -> StatusCode:
     if isinstance(code, bool) or not isinstance(code, int):
         raise TypeError(
-            f"[TCC] {where}(code=...) expects 0 (ok) or 2 (error), got {type_name(code)} {code!r}"
+            f"[TCC] {where}(code=...) expects 0 (ok) or 2 (error), got {type_name(code)} {show(code)}"
         )
     try:
         return STATUS_CODES[code]
@@ -185,9 +205,9 @@ def timestamp(value: object, where: str) -> int | None:
             f"[TCC] {where} expects a datetime or an int of epoch nanoseconds, got {type_name(value)}{hint}"
         )
     if ns < 0:
-        raise ValueError(f"[TCC] {where} expects a time after 1970-01-01 UTC, got {value!r}")
+        raise ValueError(f"[TCC] {where} expects a time after 1970-01-01 UTC, got {show(value)}")
     if ns > _MAX_NS:
         raise ValueError(
-            f"[TCC] {where} expects a time before the year 2262 (64-bit nanoseconds), got {value!r}"
+            f"[TCC] {where} expects a time before the year 2262 (64-bit nanoseconds), got {show(value)}"
         )
     return ns

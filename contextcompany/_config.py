@@ -24,12 +24,13 @@ import ipaddress
 import logging
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -40,9 +41,14 @@ from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
+from . import _checks as checks
 from . import _content, _ids
 from . import _semconv as sc
-from ._processor import SpanProcessor, Stats
+from ._forksafe import importing
+from ._processor import SpanProcessor, Stats, note
+
+if TYPE_CHECKING:
+    import requests
 
 logger = logging.getLogger("contextcompany")
 
@@ -138,9 +144,10 @@ def _is_loopback(host: str) -> bool:
     if host.lower() in _LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return address.is_loopback
 
 
 def insecure_reason(destination: Destination, config: Config | None = None) -> str | None:
@@ -167,9 +174,14 @@ def check_url(url: str | None, where: str) -> None:
         return
     if not isinstance(url, str):
         raise TypeError(f"[TCC] {where} expects a str URL or None, got {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"[TCC] {where} expects an http:// or https:// URL, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number from 0 to 65535
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[" or a port out of range
+        ok = False
+    if not ok:
+        raise ValueError(f"[TCC] {where} expects an http:// or https:// URL, got {checks.show(url)}")
 
 
 def check_api_key(api_key: str | None, call: str) -> None:
@@ -220,7 +232,11 @@ class _Lazy(SpanExporter):
 
     def _get(self) -> SpanExporter:
         if self._exporter is None or self._pid != os.getpid():
-            self._exporter, self._pid = self._make(), os.getpid()
+            with importing():  # its first use imports requests: a fork must not split that (_forksafe)
+                self._exporter, self._pid = self._make(), os.getpid()
+                # ...and requests imports these on its first request (reading ~/.netrc)
+                import netrc  # noqa: F401, PLC0415
+                import shlex  # noqa: F401, PLC0415
         return self._exporter
 
     @property
@@ -241,14 +257,33 @@ class _Lazy(SpanExporter):
 def _exporter(dest: Destination, config: Config) -> SpanExporter:
     reason = insecure_reason(dest, config)
     if reason is not None:
-        # The environment asked for it, so no call can be made to raise: refuse, say so once, count drops.
-        logger.error("contextcompany: not sending to %s: %s", dest.endpoint, reason)
-        return _Refusing(reason)
+        # The environment asked for it, so no call can be made to raise: refuse. The span processor says
+        # why once (its warning per outage carries this reason) and counts the drops.
+        return _Refusing(f"not sending to {dest.endpoint}: {reason}")
     headers = dict(config.headers)
     if dest.api_key:
         headers["authorization"] = f"Bearer {dest.api_key}"
     # OTEL_EXPORTER_OTLP_HEADERS / _TIMEOUT / _COMPRESSION / certificates are still read by the exporter.
-    return OTLPSpanExporter(endpoint=dest.endpoint, headers=headers or None)
+    return OTLPSpanExporter(endpoint=dest.endpoint, headers=headers or None, session=_session())
+
+
+def _session() -> requests.Session:
+    """A requests session that tells the export under way why a request failed: the OTLP exporter
+    reports only success or failure, and logs no cause when a request times out."""
+    import requests  # noqa: PLC0415  (the exporter imports it anyway; not at tcc's import)
+
+    class Session(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                response = super().request(*args, **kwargs)
+            except Exception as exc:
+                note(f"{type(exc).__name__}: {exc}")
+                raise
+            if response.status_code >= 300:
+                note(f"HTTP {response.status_code} {response.reason} from {response.url}")
+            return response
+
+    return Session()
 
 
 # --- the pipeline -----------------------------------------------------------------------------------------
@@ -265,6 +300,7 @@ class Pipeline:
     default: Destination | None = None  # where tcc's own processor sends unrouted spans
     config: Config = field(default_factory=Config)
     routing: Pipeline | None = None  # with a host provider: tcc's own pipeline for routed records
+    retired: tuple[SpanProcessor, ...] = ()  # after shutdown(): what stats() still reports
 
     def target(self, dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
         """The tracer to start a span with, and the processor to route it through (None: no routing)."""
@@ -299,6 +335,19 @@ _dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # another thread may have held it at fork time
+    # A multiprocessing worker started by fork ends with os._exit(), which skips atexit: deliver from
+    # multiprocessing's own exit path instead. Its registry is cleared after this hook runs, so the
+    # finalizer is registered from its after-fork callbacks, which run later.
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None and _pipeline is not None:
+        util.register_after_fork(_AFTER_FORK, lambda _: util.Finalize(None, _at_exit, exitpriority=0))
+
+
+class _AfterFork:
+    """A key object for multiprocessing.util.register_after_fork, which holds it weakly."""
+
+
+_AFTER_FORK: Final = _AfterFork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -439,7 +488,9 @@ _UNSET: Final = _Unset.UNSET
 
 def _check_str(value: object, name: str) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise TypeError(f"[TCC] configure({name}=...) expects a non-empty str or None, got {value!r}")
+        raise TypeError(
+            f"[TCC] configure({name}=...) expects a non-empty str or None, got {checks.show(value)}"
+        )
 
 
 def configure(
@@ -464,8 +515,6 @@ def configure(
 
     >>> tcc.configure(service_name="support-bot", endpoint="https://otel.example.com", api_key="...")
     """
-    from . import _checks as checks  # noqa: PLC0415  (a leaf module; kept local to avoid an import cycle)
-
     _check_str(service_name, "service_name")
     _check_str(api_key, "api_key")
     check_url(endpoint, "configure(endpoint=...)")
@@ -477,7 +526,9 @@ def configure(
     for flag, name in ((capture_content, "capture_content"), (allow_insecure_http, "allow_insecure_http")):
         checks.optional_bool(flag, f"configure({name}=...)")
     if not isinstance(mask, _Unset) and mask is not None and not callable(mask):
-        raise TypeError(f"[TCC] configure(mask=...) expects a function str -> str or None, got {mask!r}")
+        raise TypeError(
+            f"[TCC] configure(mask=...) expects a function str -> str or None, got {checks.show(mask)}"
+        )
     timeout = checks.seconds(run_timeout, "configure(run_timeout=...)")
     if shutdown_timeout_millis is not None and (
         isinstance(shutdown_timeout_millis, bool)
@@ -487,9 +538,12 @@ def configure(
     ):
         raise ValueError(
             "[TCC] configure(shutdown_timeout_millis=...) expects a number >= 0, "
-            f"got {shutdown_timeout_millis!r}"
+            f"got {checks.show(shutdown_timeout_millis)}"
         )
-    if span_processors is not None and not all(isinstance(p, SdkSpanProcessor) for p in span_processors):
+    if span_processors is not None and (
+        not isinstance(span_processors, Sequence)
+        or not all(isinstance(p, SdkSpanProcessor) for p in span_processors)
+    ):
         raise TypeError("[TCC] configure(span_processors=...) expects a list of OpenTelemetry SpanProcessors")
     if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
         raise TypeError("[TCC] configure(tracer_provider=...) expects an OpenTelemetry TracerProvider")
@@ -584,7 +638,9 @@ def shutdown() -> None:
     provider that belongs to the host service is flushed, never shut down."""
     with _lock:
         pipeline = _pipeline
-        _set(Pipeline(tracer=trace.NoOpTracer(), config=_config))
+        owned = pipeline.owned_pipelines() if pipeline is not None else []
+        retired = tuple(p.processor for p in owned if p.processor is not None)
+        _set(Pipeline(tracer=trace.NoOpTracer(), config=_config, retired=retired))
     if pipeline is None:
         return
     for own in pipeline.owned_pipelines():
@@ -601,7 +657,8 @@ def stats() -> Stats | None:
     pipeline = _pipeline
     if pipeline is None:
         return None
-    all_stats = [p.processor.stats() for p in pipeline.owned_pipelines() if p.processor is not None]
+    processors = [p.processor for p in pipeline.owned_pipelines() if p.processor is not None]
+    all_stats = [processor.stats() for processor in (*processors, *pipeline.retired)]
     if not all_stats:
         return None
     last_errors = [s.last_error for s in all_stats if s.last_error]

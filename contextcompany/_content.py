@@ -1,25 +1,26 @@
 """What content leaves the process: capture on or off, the user's mask, and a size limit.
 
-    >>> apply({"gen_ai.input.messages": big_json}, (sc.INPUT_MESSAGES,))   # in place, as a record ends
+    >>> apply(attributes, (sc.INPUT_MESSAGES,), capture=True, mask=None, limit=262_144)   # in place
 
-Applied to the content attributes of each record as it ends (prompts, responses, system instructions,
-tool arguments and results, full input and output, feedback text), on the caller's thread, so the
-policy holds on every exporter the span reaches, a service's own included:
+Applied to each record's attributes as it ends, on the caller's thread, so the policy holds on every
+exporter the span reaches, a service's own included:
 
-- ``capture_content`` off (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`` or
-  ``configure(capture_content=False)``): the content attributes are left out, and ``tcc.content.withheld``
-  names them, so the span processor can still tell a step that had a prompt and a response from one
-  that did not.
-- ``configure(mask=fn)``: ``fn`` is applied to every content string (each text inside a message, each
-  string inside JSON arguments and results) before export. A mask that raises or returns a non-str
-  withholds that attribute: content is never sent unmasked.
-- A value longer than the limit (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, else 262,144 characters) is
-  cut with a visible marker, and ``tcc.truncated.<attribute>`` records its original length. Messages
-  stay valid JSON: the longest texts inside are cut, not the JSON itself. The default keeps even a step
-  with a long prompt, response and tool definitions around a megabyte, so the span processor can send
-  it in a request well inside the 4 MiB a collector's gRPC receiver accepts by default.
+- ``capture`` off (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`` or
+  ``configure(capture_content=False)``): the content attributes (prompts, responses, system
+  instructions, tool arguments and results, full input and output, feedback text) are left out, and
+  ``tcc.content.withheld`` names them, so the span processor can still tell a step that had a prompt
+  and a response from one that did not.
+- ``mask`` (``configure(mask=fn)``): ``fn`` is applied to every content string before export: each text
+  inside a message, each string (and key) inside JSON arguments and results. A mask that raises or
+  returns a non-str withholds that attribute: content is never sent unmasked.
+- Any string attribute longer than the limit (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, else 262,144
+  characters) is cut with a visible marker, and ``tcc.truncated.<attribute>`` records its original
+  length. JSON stays valid JSON: the longest strings inside are cut to a common length, and when that is
+  not enough, trailing items of the list are replaced by one that says how many were left out. The
+  default keeps even a step with a long prompt, response and tool definitions around a megabyte, so the
+  span processor can send it in a request inside the 4 MiB a collector's gRPC receiver accepts by default.
 
-With nothing configured and nothing too long, this is a few length checks.
+With nothing configured and nothing too long, this is a few type and length checks.
 """
 
 from __future__ import annotations
@@ -39,18 +40,11 @@ logger = logging.getLogger("contextcompany")
 DEFAULT_VALUE_LIMIT: Final = 262_144
 WITHHELD: Final = "tcc.content.withheld"
 TRUNCATED_PREFIX: Final = "tcc.truncated."
-# Keys of the GenAI message format that say how a message is built, not what it says: never masked.
+# The GenAI message format: these keys of a message and of its parts say how it is built, not what it
+# says, and are never masked. Everything deeper (a tool call's arguments, a response) is the user's.
+_MESSAGES: Final = frozenset({sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.SYSTEM_INSTRUCTIONS})
 _STRUCTURE: Final = frozenset({"role", "type", "finish_reason", "modality", "mime_type", "id", "name"})
-_JSON_KEYS: Final = frozenset(
-    {
-        sc.INPUT_MESSAGES,
-        sc.OUTPUT_MESSAGES,
-        sc.SYSTEM_INSTRUCTIONS,
-        sc.TOOL_CALL_ARGUMENTS,
-        sc.TOOL_CALL_RESULT,
-    }
-)
-_MAX_CUTS: Final = 32
+_PART_LISTS: Final = frozenset({"parts"})
 _warned: set[str] = set()
 
 
@@ -67,6 +61,14 @@ def marker(original: int) -> str:
     return f"…[truncated by tcc: {original} chars]"
 
 
+def fit(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, the marker included, when it is longer."""
+    if text is None or len(text) <= limit:
+        return text
+    tail = marker(len(text))
+    return text[: limit - len(tail)] + tail if limit > len(tail) else text[:limit]
+
+
 def apply(
     attributes: dict[str, AttributeValue],
     keys: Iterable[str],
@@ -75,30 +77,28 @@ def apply(
     mask: Callable[[str], str] | None,
     limit: int,
 ) -> None:
-    """Apply the content policy to ``attributes`` (only the ``keys`` present are content), in place."""
+    """Apply the content policy to ``attributes`` in place; ``keys`` are the content attributes."""
     if not capture:
         withheld = tuple(key for key in keys if attributes.pop(key, None) is not None)
         if withheld:
             attributes[WITHHELD] = withheld
-        return
-    withheld_list: list[str] = []
-    for key in keys:
-        value = attributes.get(key)
-        if not isinstance(value, str):
-            continue
-        if mask is not None:
-            masked = _masked(key, value, mask)
-            if masked is None:
-                del attributes[key]
-                withheld_list.append(key)
-                continue
-            value = masked
-        if len(value) > limit:
+    elif mask is not None:
+        withheld_list = []
+        for key in keys:
+            value = attributes.get(key)
+            if isinstance(value, str):
+                masked = _masked(key, value, mask)
+                if masked is None:
+                    del attributes[key]
+                    withheld_list.append(key)
+                else:
+                    attributes[key] = masked
+        if withheld_list:
+            attributes[WITHHELD] = tuple(withheld_list)
+    for key, value in list(attributes.items()):
+        if isinstance(value, str) and len(value) > limit:
             attributes[TRUNCATED_PREFIX + key] = len(value)
-            value = _truncated(key, value, limit)
-        attributes[key] = value
-    if withheld_list:
-        attributes[WITHHELD] = tuple(withheld_list)
+            attributes[key] = _truncated(value, limit)
 
 
 def _warn_once(key: str, message: str, *args: object) -> None:
@@ -107,9 +107,9 @@ def _warn_once(key: str, message: str, *args: object) -> None:
         logger.warning(message, *args)
 
 
-def _parse(key: str, value: str) -> Any:
-    """The JSON inside a content attribute, or None when it is plain text."""
-    if key not in _JSON_KEYS and not value.startswith(("{", "[")):
+def _parse(value: str) -> Any:
+    """The JSON list or object inside an attribute, or None when it holds plain text."""
+    if not value.startswith(("{", "[")):
         return None
     try:
         parsed = json.loads(value)
@@ -118,14 +118,33 @@ def _parse(key: str, value: str) -> Any:
     return parsed if isinstance(parsed, dict | list) else None
 
 
-def _walk(value: Any, fn: Callable[[str], str], parent_key: str | None = None) -> Any:
+# --- masking ------------------------------------------------------------------------------------------------
+
+
+def _mask_all(value: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return value if parent_key in _STRUCTURE else fn(value)
+        return fn(value)
     if isinstance(value, list):
-        return [_walk(v, fn, parent_key) for v in value]
+        return [_mask_all(v, fn) for v in value]
     if isinstance(value, dict):
-        return {k: _walk(v, fn, k) for k, v in value.items()}
+        return {fn(k): _mask_all(v, fn) for k, v in value.items()}
     return value
+
+
+def _mask_message(value: Any, fn: Callable[[str], str], depth: int) -> Any:
+    # depth 0: the list of messages (or of parts); 1: a message (or part); 2: its parts; 3: a part.
+    if isinstance(value, list) and depth in (0, 2):
+        return [_mask_message(v, fn, depth + 1) for v in value]
+    if isinstance(value, dict) and depth in (1, 3):
+        return {
+            k: v
+            if k in _STRUCTURE and isinstance(v, str)
+            else _mask_message(v, fn, depth + 1)
+            if k in _PART_LISTS
+            else _mask_all(v, fn)
+            for k, v in value.items()
+        }
+    return _mask_all(value, fn)
 
 
 def _masked(key: str, value: str, mask: Callable[[str], str]) -> str | None:
@@ -136,10 +155,14 @@ def _masked(key: str, value: str, mask: Callable[[str], str]) -> str | None:
         return out
 
     try:
-        parsed = _parse(key, value)
+        parsed = _parse(value)
         if parsed is None:
             return checked(value)
-        return sc.dumps(_walk(parsed, checked))
+        if key in _MESSAGES:
+            # system instructions are a list of parts: treat them as the parts of one message
+            depth = 2 if key == sc.SYSTEM_INSTRUCTIONS else 0
+            return sc.dumps(_mask_message(parsed, checked, depth))
+        return sc.dumps(_mask_all(parsed, checked))
     except Exception as exc:
         # Never send what the user wanted masked: withhold it instead, and say why once.
         _warn_once(
@@ -151,46 +174,92 @@ def _masked(key: str, value: str, mask: Callable[[str], str]) -> str | None:
         return None
 
 
-def _cut(text: str, keep: int, original: int) -> str:
-    return text[: max(keep, 0)] + marker(original)
+# --- truncation -----------------------------------------------------------------------------------------
+
+_SHORTEST_CUT: Final = 32  # below this, cutting strings further says little: drop list items instead
 
 
-def _truncated(key: str, value: str, limit: int) -> str:
-    parsed = _parse(key, value)
+def _truncated(value: str, limit: int) -> str:
+    parsed = _parse(value)
     if parsed is not None:
         shortened = _truncate_json(parsed, limit)
         if shortened is not None:
             return shortened
-    tail = marker(len(value))
-    return value[: max(limit - len(tail), 0)] + tail if limit > len(tail) else value[:limit]
+    return fit(value, limit) or ""
 
 
-def _truncate_json(parsed: Any, limit: int) -> str | None:
-    """Cut the longest strings inside until the JSON fits; None if that does not get it there."""
-    for _ in range(_MAX_CUTS):
-        text = sc.dumps(parsed)
-        excess = len(text) - limit
-        if excess <= 0:
-            return text
-        holder, slot, longest = _longest(parsed)
-        if holder is None or len(longest) < 64:
-            return None  # many small pieces: no single cut helps
-        original = len(longest)
-        # Escaping can make the JSON longer than the string's own length; the next round cuts again if so.
-        holder[slot] = _cut(longest, len(longest) - excess - len(marker(original)) - 16, original)
-    return None
-
-
-def _longest(value: Any) -> tuple[Any, Any, str]:
-    best: tuple[Any, Any, str] = (None, None, "")
+def _leaves(value: Any) -> list[tuple[Any, Any, str]]:
+    """(container, slot, string) for every string value in ``value``; keys stay whole."""
+    found: list[tuple[Any, Any, str]] = []
     stack: list[Any] = [value]
     while stack:
         node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
         for slot, child in items:
             if isinstance(child, str):
-                if len(child) > len(best[2]) and (not isinstance(node, dict) or slot not in _STRUCTURE):
-                    best = (node, slot, child)
+                found.append((node, slot, child))
             elif isinstance(child, dict | list):
                 stack.append(child)
-    return best
+    return found
+
+
+def _truncate_json(parsed: Any, limit: int) -> str | None:
+    """Valid JSON of at most ``limit`` characters, or None if even the cut-down shape is too long.
+
+    First every string longer than a common cap is cut to it (the cap found by bisection, so the work
+    is one pass per probe, not one per string); then, for a list, trailing items give way to one that
+    says how many were left out.
+    """
+    text = sc.dumps(parsed)
+    leaves = _leaves(parsed)
+    total = sum(len(s) for _, _, s in leaves)
+    overhead = len(text) - total  # everything but the strings' own characters (escapes count here)
+    budget = limit - overhead
+    lengths = sorted(len(s) for _, _, s in leaves)
+
+    def size_at(cap: int) -> int:
+        return sum(n if n <= cap else cap + len(marker(n)) for n in lengths)
+
+    if lengths and budget > 0:
+        low, high = 0, lengths[-1]
+        while low < high:  # the largest cap whose strings fit the budget
+            mid = (low + high + 1) // 2
+            if size_at(mid) <= budget:
+                low = mid
+            else:
+                high = mid - 1
+        cap = low
+        for attempt in range(4):
+            if cap >= _SHORTEST_CUT or attempt == 0:
+                for node, slot, s in leaves:
+                    node[slot] = s if len(s) <= cap else s[:cap] + marker(len(s))
+            text = sc.dumps(parsed)
+            if len(text) <= limit:
+                return text
+            cap -= len(text) - limit  # escaping made it longer than counted: cut by the difference
+            if cap < _SHORTEST_CUT:
+                break
+    if isinstance(parsed, list) and parsed:
+        return _drop_tail(parsed, limit)
+    return None
+
+
+def _drop_tail(items: list[Any], limit: int) -> str | None:
+    """The longest prefix of ``items`` that fits, followed by one item that counts what was left out."""
+
+    def with_note(k: int) -> str:
+        left_out = len(items) - k
+        note: Any = f"…[truncated by tcc: {left_out} more items]"
+        if isinstance(items[0], dict) and "parts" in items[0]:  # a list of messages: a message says it
+            note = {"role": items[k].get("role", "user") if k < len(items) else "user"}
+            note["parts"] = [{"type": "text", "content": f"…[truncated by tcc: {left_out} more messages]"}]
+        return sc.dumps([*items[:k], note])
+
+    low, high = -1, len(items) - 1
+    while low < high:  # the largest k whose prefix (with the note) fits
+        mid = (low + high + 1) // 2
+        if len(with_note(mid)) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return with_note(low) if low >= 0 else None

@@ -152,8 +152,13 @@ def _model_dump(value: object) -> object:
     try:
         return dump(exclude_none=True)
     except TypeError:
-        # A model_dump() that takes no such keyword: not pydantic v2, but the same idea.
+        pass  # a model_dump() that takes no such keyword: not pydantic v2, but the same idea
+    except Exception:
+        return _NO_DUMP  # a model_dump() that fails: the caller says what it expected instead
+    try:
         return dump()
+    except Exception:
+        return _NO_DUMP
 
 
 def _as_mapping(value: object) -> Mapping[str, object] | None:

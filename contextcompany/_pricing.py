@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
     from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, Usage
 
+from ._forksafe import importing
+
 __all__ = ["PriceBook"]
 
 _log = logging.getLogger("contextcompany")
@@ -249,13 +251,28 @@ class PriceBook:
     def _load(self) -> _Lib | None:
         with self._lock:
             if self._lib is None and not self._import_failed:
-                # Remember a failure: retrying a failed import searches the disk again, on every span.
-                self._import_failed = True
-                # Lazy on purpose: importing genai-prices takes ~0.45 s (see the module docstring).
-                from genai_prices import Usage, data_snapshot, types  # noqa: PLC0415
+                # Lazy on purpose: importing genai-prices takes ~0.45 s (see the module docstring). A fork
+                # must not split it (see _forksafe), which includes the modules its first price imports.
+                with importing():
+                    try:
+                        # With the modules genai-prices imports inside functions on its first price.
+                        from genai_prices import (  # noqa: PLC0415
+                            Usage,
+                            data_snapshot,
+                            decompose,  # noqa: F401
+                            types,
+                            units,
+                            validation,  # noqa: F401
+                        )
 
-                self._lib = _Lib(data_snapshot.get_snapshot, Usage, types.ModelPrice, types.TieredPrices)
-                self._import_failed = False
+                        units._get_registry()
+                        data_snapshot.get_snapshot()
+                        self._lib = _Lib(
+                            data_snapshot.get_snapshot, Usage, types.ModelPrice, types.TieredPrices
+                        )
+                    except Exception:
+                        # Remember the failure: retrying a failed import searches the disk on every span.
+                        self._import_failed = True
             return self._lib
 
     def _reset(self, snapshot: DataSnapshot) -> _State:

@@ -89,6 +89,15 @@ _EXPORTER_LOGGERS: Final = (
     "opentelemetry.exporter.otlp.proto.http",
 )
 _exporting = threading.local()
+# The exporter's closing line after retries names no cause; the lines before it (and note()) do.
+_GENERIC_FAILURE: Final = "due to timeout, max retries or shutdown"
+
+
+def note(message: str) -> None:
+    """Tell the export under way on this thread why it is failing (tcc's own HTTP session does)."""
+    notes: list[str] | None = getattr(_exporting, "notes", None)
+    if notes is not None:
+        notes.append(message)
 
 
 class _ExporterLogs(logging.Filter):
@@ -96,8 +105,9 @@ class _ExporterLogs(logging.Filter):
         notes: list[str] | None = getattr(_exporting, "notes", None)
         if notes is None:
             return True
-        if record.levelno >= logging.WARNING:
-            notes.append(record.getMessage())
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING and _GENERIC_FAILURE not in message:
+            notes.append(message)
         return False
 
 
@@ -413,6 +423,10 @@ class SpanProcessor(_SdkSpanProcessor):
         self._failing: set[Hashable] = set()
         self._logged: set[str] = set()
         self._is_shutdown = False
+        self._in_flight = 0
+        self._gave_up = False
+        self._overflowing = False  # set on the caller's thread, logged (once per episode) by the worker
+        self._was_overflowing = False
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._after_fork_in_child)
@@ -467,6 +481,7 @@ class SpanProcessor(_SdkSpanProcessor):
             if len(self._queue) >= self._max_queue:
                 self._forget(self._queue.popleft())
                 self._dropped += 1
+                self._overflowing = True
             self._queue.append(span)
             self._queued += 1
             wake = len(self._queue) >= self._max_batch
@@ -482,6 +497,16 @@ class SpanProcessor(_SdkSpanProcessor):
                 self._wake.clear()
                 waiters, self._flush_waiters = self._flush_waiters, []
                 stopping = self._is_shutdown
+                overflowed, self._overflowing = self._overflowing, False
+            if overflowed and not self._was_overflowing and not self._failing:
+                # Logged here, not on the caller's thread, where a log write could block. Not during an
+                # outage either: its one warning already says spans are dropped until it ends.
+                logger.warning(
+                    "contextcompany: the export queue is full (%d spans): the oldest are dropped "
+                    "until it drains",
+                    self._max_queue,
+                )
+            self._was_overflowing = overflowed
             self._drain()
             for waiter in waiters:
                 waiter.set()
@@ -508,8 +533,12 @@ class SpanProcessor(_SdkSpanProcessor):
         for span in batch:
             key = routes.pop(span.context.span_id, None) if routes and span.context is not None else None
             groups.setdefault(key, []).append(self._enrich(span))
+        with self._lock:
+            self._in_flight = len(batch)
         for key, spans in groups.items():
             self._send(key, spans)
+            with self._lock:
+                self._in_flight -= len(spans)
 
     def _destination(self, key: Hashable) -> SpanExporter | None:
         if key is None:
@@ -549,7 +578,9 @@ class SpanProcessor(_SdkSpanProcessor):
         if error is not None:
             error = redact(error)
         with self._lock:
-            if error is None:
+            if self._gave_up:
+                pass  # shutdown stopped waiting for this export and counted its spans as dropped
+            elif error is None:
                 self._exported += len(spans)
             else:
                 self._dropped += len(spans)
@@ -589,14 +620,18 @@ class SpanProcessor(_SdkSpanProcessor):
     # -- lifecycle --
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export everything queued so far; False if that did not finish within the timeout."""
+        """Export everything queued so far. True when it was all delivered within the timeout; False when
+        the timeout passed first, or some of it could not be delivered (see ``stats()``)."""
         done = threading.Event()
         with self._lock:
+            dropped = self._dropped
             if self._is_shutdown or not self._worker.is_alive():
                 return not self._queue
             self._flush_waiters.append(done)
         self._wake.set()
-        return done.wait(max(timeout_millis, 0) / 1000)
+        finished = done.wait(max(timeout_millis, 0) / 1000)
+        with self._lock:
+            return finished and self._dropped == dropped
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued, then stop; waits at most the shutdown timeout."""
@@ -609,8 +644,10 @@ class SpanProcessor(_SdkSpanProcessor):
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout)
         with self._lock:
-            # Whatever the worker could not send in time is lost: say so in the counts.
-            self._dropped += len(self._queue)
+            # Whatever the worker could not send in time is lost (queued, or in an export still hanging):
+            # say so in the counts.
+            self._dropped += len(self._queue) + self._in_flight
+            self._gave_up = self._in_flight > 0
             self._queue.clear()
         for exporter in (self._exporter, *self._exporters.values()):
             if exporter is None:

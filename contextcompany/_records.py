@@ -150,7 +150,9 @@ def _forget_inherited_records() -> None:
     _recent_lock = threading.Lock()  # another thread may have held it at fork time
     # A forked child holds copies of the parent's open records. The parent ends and sends them; the
     # child must not send them a second time, from its exit hook or its garbage collector.
-    for record in [*_live_runs.values(), *_orphans]:
+    inherited = [*_live_runs.values(), *_orphans]
+    inherited += [child for run in list(_live_runs.values()) for child in run._children]
+    for record in inherited:
         record._ended = record._auto_ended = True
         if record._finalizer is not None:
             record._finalizer.detach()
@@ -184,6 +186,20 @@ def _log_once(key: str, message: str, *args: object) -> None:
     if key not in _logged:
         _logged.add(key)
         logger.exception(message, *args)
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ raises
+        return ""
+
+
+def _stack(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception:
+        return _error_type(exc)
 
 
 def _error_type(exc: BaseException) -> str:
@@ -288,13 +304,17 @@ class _Record:
         """Tie the record's lifetime to its run's, or, without a live run here, to the process's."""
         if not self._span.is_recording():
             return  # nothing will be exported (tcc disabled, or not sampled): nothing to end
-        if owner is not None and not owner._ended:
-            self._owner = weakref.ref(owner)
-            owner._children[self] = None
-        else:
-            _orphans.add(self)
-            self._finalizer = weakref.finalize(self, _collected, self._span, None, self._kind)
-            self._finalizer.atexit = False  # the exit hook ends it, before the last delivery
+        if owner is not None:
+            # Under the run's end lock: a run ending right now either sees this child among its open
+            # ones (and ends it) or has already ended (and this child is on its own).
+            with owner._end_lock:
+                if not owner._ended:
+                    self._owner = weakref.ref(owner)
+                    owner._children[self] = None
+                    return
+        _orphans.add(self)
+        self._finalizer = weakref.finalize(self, _collected, self._span, None, self._kind)
+        self._finalizer.atexit = False  # the exit hook ends it, before the last delivery
 
     # -- setters every record has --
 
@@ -383,13 +403,16 @@ class _Record:
                 span.update_name(name)
             if self._status is not StatusCode.UNSET:
                 description = self._status_message if self._status is StatusCode.ERROR else None
-                span.set_status(self._status, description)
+                span.set_status(self._status, _content.fit(description, policy.value_limit))
         except Exception:
             _log_once(
                 "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._kind
             )
+        end_ns = self._end_ns
+        if end_ns is None and self._start_ns is not None and self._start_ns > time.time_ns():
+            end_ns = self._start_ns  # a start in the future: never an end before the start
         try:
-            span.end(end_time=self._end_ns)
+            span.end(end_time=end_ns)
         except Exception:
             # A span processor of the service raised on end: the application must not see it.
             _log_once("end", "contextcompany: a span processor failed to end the %s span", self._kind)
@@ -468,13 +491,16 @@ class _Record:
     def _fail(self, exc: BaseException) -> None:
         """End as failed with the exception recorded on the span (redacted), as ``with`` does."""
         error_type = _error_type(exc)
-        message = redact(str(exc)) or error_type
+        limit = _config.settings.value_limit
+        # An exception's text is the application's, not checked by any setter: make it sendable here.
+        message = _content.fit(checks.text(redact(_describe(exc)), "exception"), limit) or error_type
+        stack = _content.fit(checks.text(redact(_stack(exc)), "exception"), limit)
         self._span.add_event(
             "exception",
             {
                 exc_attrs.EXCEPTION_TYPE: error_type,
                 exc_attrs.EXCEPTION_MESSAGE: message,
-                exc_attrs.EXCEPTION_STACKTRACE: redact("".join(traceback.format_exception(exc))),
+                exc_attrs.EXCEPTION_STACKTRACE: stack,
             },
         )
         self._error_type = error_type
@@ -1058,9 +1084,15 @@ def submit_feedback(
     True
     """
     rid = checks.identifier(run_id, "tcc.submit_feedback(run_id=...)")
+    if score is not None and not isinstance(score, str):
+        raise TypeError(
+            "[TCC] tcc.submit_feedback(score=...) expects 'thumbs_up', 'thumbs_down' or None, "
+            f"got {checks.type_name(score)}"
+        )
     if score is not None and score not in FEEDBACK_SCORES:
         raise ValueError(
-            f"[TCC] tcc.submit_feedback(score=...) expects 'thumbs_up', 'thumbs_down' or None, got {score!r}"
+            "[TCC] tcc.submit_feedback(score=...) expects 'thumbs_up', 'thumbs_down' or None, "
+            f"got {checks.show(score)}"
         )
     body = checks.optional_text(text, "tcc.submit_feedback(text=...)")
     if not score and not body:

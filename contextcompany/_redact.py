@@ -23,7 +23,7 @@ _RULES: Final = (
     (
         r"\b(?:api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|client[_-]?secret|"
         r"secret|password|passwd|pwd|token|authorization)\b[\"']?\s*[:=]\s*[\"']?",
-        r"(?!Bearer\b|Basic\b)[^\s\"',;&})\]]+",
+        r"(?!Bearer\b|Basic\b|\[REDACTED\])[^\s\"',;&})\]]+",
     ),
     # userinfo in URLs: scheme://user:password@host
     (r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:", r"[^@\s/]+(?=@)"),

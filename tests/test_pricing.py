@@ -117,9 +117,11 @@ def calc_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Ids of the models genai-prices is asked to price, from now on."""
     calls: list[str] = []
     original = ModelInfo.calc_price
+    this_thread = threading.get_ident()
 
     def spy(self: ModelInfo, *args: Any, **kwargs: Any) -> Any:
-        calls.append(self.id)
+        if threading.get_ident() == this_thread:  # not the export workers other tests left running
+            calls.append(self.id)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ModelInfo, "calc_price", spy)
@@ -247,9 +249,11 @@ def test_repeated_calls_in_one_band_skip_genai_prices(calc_calls: list[str]) -> 
 def test_model_lookup_is_cached_for_hits_and_misses(monkeypatch: pytest.MonkeyPatch) -> None:
     lookups: list[str] = []
     original = data_snapshot.DataSnapshot.find_provider_model
+    this_thread = threading.get_ident()
 
     def spy(self: data_snapshot.DataSnapshot, model_ref: str, *args: Any) -> Any:
-        lookups.append(model_ref)
+        if threading.get_ident() == this_thread:  # not the export workers other tests left running
+            lookups.append(model_ref)
         return original(self, model_ref, *args)
 
     monkeypatch.setattr(data_snapshot.DataSnapshot, "find_provider_model", spy)

@@ -212,7 +212,7 @@ def test_end_does_not_wait_for_a_hung_exporter() -> None:
     processor.shutdown()
     assert time.perf_counter() - start < 2.0
     stats = processor.stats()
-    assert stats.spans_dropped == 100  # still queued when shutdown gave up
+    assert stats.spans_dropped == 101  # 100 still queued and 1 in the export shutdown gave up on
     exporter.release.set()
 
 
@@ -262,7 +262,7 @@ def test_exporter_exception_never_reaches_the_caller() -> None:
 
     provider, processor = pipeline(Exploding())
     provider.get_tracer("t").start_span("s").end()
-    assert processor.force_flush(5000)
+    assert processor.force_flush(5000) is False  # drained, but nothing was delivered
     assert processor.stats().last_error == "ConnectionError: collector gone"
     processor.shutdown()
 
