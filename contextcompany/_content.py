@@ -95,10 +95,12 @@ def apply(
                     attributes[key] = masked
         if withheld_list:
             attributes[WITHHELD] = tuple(withheld_list)
-    for key, value in list(attributes.items()):
-        if isinstance(value, str) and len(value) > limit:
-            attributes[TRUNCATED_PREFIX + key] = len(value)
-            attributes[key] = _truncated(value, limit)
+    too_long = [key for key, value in attributes.items() if type(value) is str and len(value) > limit]
+    for key in too_long:
+        value = attributes[key]
+        assert isinstance(value, str)
+        attributes[TRUNCATED_PREFIX + key] = len(value)
+        attributes[key] = _truncated(value, limit)
 
 
 def _warn_once(key: str, message: str, *args: object) -> None:
