@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -48,6 +50,8 @@ def show(value: object) -> str:
 def text(value: object, where: str) -> str:
     """A str for span content. Lone surrogates (which UTF-8, and so the OTLP encoder, cannot carry)
     become U+FFFD and surrogate pairs are joined, here at the call rather than failing in the export."""
+    if type(value) is str and value.isascii():  # the common case first: every setter passes here
+        return value
     if not isinstance(value, str):
         raise TypeError(f"[TCC] {where} expects a str, got {type_name(value)}")
     if value.isascii():
@@ -91,11 +95,33 @@ def identifier(value: object, where: str) -> str:
     return text(value, where)
 
 
+def uuid4() -> str:
+    """A random UUID4 string, in the format of ``str(uuid.uuid4())``.
+
+    Not ``uuid.uuid4()``: its ``os.urandom`` releases the GIL for a getrandom() syscall on every step, and
+    while the export thread is busy the caller then waits to get the GIL back (about 10 µs a step in
+    ``make bench``). An id needs to be unique, not secret, so it comes from a generator of tcc's own,
+    seeded from ``os.urandom`` when created and again in every forked child; a ``random.seed()`` of the
+    application's cannot make two processes repeat each other's ids.
+    """
+    h = f"{_ids.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_ids: Final = random.Random()  # seeded from os.urandom
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
+# The RFC 4122 variant bits (10xx) set in the first hex digit of the fourth group.
+_VARIANT: Final = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def new_id(value: object, where: str) -> str:
-    return str(uuid.uuid4()) if value is None else identifier(value, where)
+    return uuid4() if value is None else identifier(value, where)
 
 
 def token_count(value: object, where: str) -> int | None:
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -112,6 +138,8 @@ def token_count(value: object, where: str) -> int | None:
 
 
 def cost(value: object, where: str) -> float:
+    if type(value) is float and 0.0 <= value < math.inf:  # the common case first
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
         raise TypeError(f"[TCC] {where} expects a number of USD >= 0, got {type_name(value)} {show(value)}")
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import difflib
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
@@ -442,7 +441,7 @@ def send_run(
     ...              end_time="2025-01-01T12:00:01Z", steps=[{"prompt": "Hi", "response": "Hello!"}])
     '6f1c...'
     """
-    rid = str(uuid.uuid4()) if run_id is None else run_id  # the same id in both passes
+    rid = checks.uuid4() if run_id is None else run_id  # the same id in both passes
     data: dict[str, Any] = {
         "run_id": rid,
         "prompt": prompt,
@@ -500,7 +499,7 @@ def send_step(
 
     >>> tcc.send_step(run_id=run_id, prompt="Hi", response="Hello!", model="gpt-4o", completion_tokens=3)
     """
-    sid = str(uuid.uuid4()) if step_id is None else step_id
+    sid = checks.uuid4() if step_id is None else step_id
     data: dict[str, Any] = {
         "step_id": sid,
         "prompt": prompt,
@@ -555,7 +554,7 @@ def send_tool_call(
 
     >>> tcc.send_tool_call(run_id=run_id, tool_name="get_weather", args={"city": "Paris"}, result="18°C")
     """
-    tcid = str(uuid.uuid4()) if tool_call_id is None else tool_call_id
+    tcid = checks.uuid4() if tool_call_id is None else tool_call_id
     data: dict[str, Any] = {
         "tool_call_id": tcid,
         "tool_name": tool_name,
