@@ -171,7 +171,7 @@ class PriceBook:
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
         provider: str | None = None,
-        at: datetime | None = None,
+        at: datetime | int | None = None,
     ) -> float | None:
         """Cost in USD of one call, or None when no price is known for this model (or the usage is unusable).
 
@@ -179,7 +179,8 @@ class PriceBook:
         cache writes, ``output_tokens`` includes the reasoning tokens. ``provider`` is a
         ``gen_ai.provider.name`` (or ``gen_ai.system``) value; when genai-prices does not know it, or
         does not know the model under it, the model is looked up by name alone. ``at`` is the request
-        time, for prices that change by date or time of day; None means now. Never raises.
+        time (a datetime, or epoch nanoseconds as a span's end time is), for prices that change by date
+        or time of day; None means now. Never raises.
         """
         # type() rather than isinstance(): bool is an int subclass and True is not a token count.
         if (
@@ -202,7 +203,7 @@ class PriceBook:
             return None
         if not isinstance(model, str) or (provider is not None and not isinstance(provider, str)):
             return None
-        if at is not None and not isinstance(at, datetime):
+        if at is not None and type(at) is not int and not isinstance(at, datetime):
             return None
         counts = (input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens)
         try:
@@ -211,7 +212,9 @@ class PriceBook:
             # Pricing is best effort and runs in the export worker: a bad price must never cost a span.
             return None
 
-    def _cost(self, model: str, provider: str | None, at: datetime | None, counts: _Counts) -> float | None:
+    def _cost(
+        self, model: str, provider: str | None, at: datetime | int | None, counts: _Counts
+    ) -> float | None:
         lib = self._lib
         if lib is None:
             lib = self._load()
@@ -229,10 +232,12 @@ class PriceBook:
             return None
         assert isinstance(entry, _Model)
 
-        when = at
+        # The time is converted only where a price depends on it, or for genai-prices itself: most models
+        # have one static price, and the conversion would be a third of this whole look-up.
+        when: datetime | None = None
         price = entry.static_price
         if price is None:
-            when = at or datetime.now(tz=UTC)
+            when = _as_datetime(at) or datetime.now(tz=UTC)
             price = entry.info.get_prices(when)
 
         table = state.tables.get(id(price))
@@ -241,12 +246,12 @@ class PriceBook:
         index = bisect_left(table.starts, counts[0]) if table.starts else 0
         band = table.bands[index]
         if band is None:
-            band = self._derive(lib, table, index, entry, when)
+            band = self._derive(lib, table, index, entry, when or _as_datetime(at))
         if isinstance(band, _Affine):
             inp, cread, cwrite, out, reason = counts
             b = band
             return (b.k0 + b.ki * inp + b.kr * cread + b.kw * cwrite + b.ko * out + b.kx * reason) / b.scale
-        return float(_calc(lib, entry, when, None, counts))
+        return float(_calc(lib, entry, when or _as_datetime(at), None, counts))
 
     def _load(self) -> _Lib | None:
         with self._lock:
@@ -337,6 +342,10 @@ class PriceBook:
                     band = _SLOW
                 table.bands[index] = band
             return band
+
+
+def _as_datetime(at: datetime | int | None) -> datetime | None:
+    return datetime.fromtimestamp(at / 1e9, UTC) if isinstance(at, int) else at
 
 
 def _renew_lock(ref: weakref.ref[PriceBook]) -> None:

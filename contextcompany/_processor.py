@@ -33,9 +33,8 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
@@ -120,30 +119,33 @@ for _name in _EXPORTER_LOGGERS:
 
 
 class Edit:
-    """What the stages change on one ended span; applied once, after the last stage."""
+    """What the stages change on one ended span; applied once, after the last stage.
 
-    __slots__ = ("attributes", "span", "status")
+    The stages read a copy of the span's attributes taken once: every read of
+    ``ReadableSpan.attributes`` builds a new mapping proxy over the SDK's ``BoundedAttributes``, whose
+    ``get`` is a pure-Python ``Mapping`` method, and the stages read about twenty keys per span. That
+    copy is also the attribute dict of the enriched span, when there is one.
+    """
+
+    __slots__ = ("attributes", "changed", "span", "status")
 
     def __init__(self, span: ReadableSpan) -> None:
         self.span = span
-        self.attributes: dict[str, AttributeValue] | None = None
+        self.attributes: dict[str, AttributeValue] = dict(span.attributes or {})
+        self.changed = False
         self.status: Status | None = None
 
     def get(self, key: str) -> Any:
-        if self.attributes is not None and key in self.attributes:
-            return self.attributes[key]
-        original = self.span.attributes
-        return None if original is None else original.get(key)
+        return self.attributes.get(key)
 
     def set(self, key: str, value: AttributeValue) -> None:
-        if self.attributes is None:
-            self.attributes = {}
         self.attributes[key] = value
+        self.changed = True
 
     def result(self) -> ReadableSpan:
-        if self.attributes is None and self.status is None:
+        if not self.changed and self.status is None:
             return self.span
-        return _enriched(self.span, self.attributes or {}, self.status)
+        return _EnrichedSpan(self.span, self.attributes, self.status or self.span.status)
 
 
 class _EnrichedSpan(ReadableSpan):
@@ -172,12 +174,6 @@ class _EnrichedSpan(ReadableSpan):
         return self._original_dropped
 
 
-def _enriched(span: ReadableSpan, extra: dict[str, AttributeValue], status: Status | None) -> ReadableSpan:
-    merged = dict(span.attributes or {})
-    merged.update(extra)
-    return _EnrichedSpan(span, merged, status if status is not None else span.status)
-
-
 class Stage(Protocol):
     """One step of the pipeline: reads the span, records changes on the Edit."""
 
@@ -201,15 +197,30 @@ class StepRule:
             edit.set(sc.ERROR_TYPE, sc.ERROR_TYPE_INCOMPLETE_STEP)
 
 
-def _approximate_size(span: ReadableSpan) -> int:
-    """About how many bytes ``span`` adds to an OTLP request: its strings (UTF-8 can double non-ASCII
+def _approximate_size(name: str, attributes: Mapping[str, AttributeValue]) -> int:
+    """About how many bytes a span adds to an OTLP request: its strings (UTF-8 can double non-ASCII
     text, which the slack of the limit absorbs) and a fixed cost for ids, times and keys."""
-    size = 256 + len(span.name)
-    for key, value in (span.attributes or {}).items():
-        size += len(key) + 16
-        if isinstance(value, str):
+    size = 256 + len(name) + 16 * len(attributes)
+    for key, value in attributes.items():
+        size += len(key)
+        if type(value) is str:
             size += len(value)
     return size
+
+
+def _by_size(spans: list[tuple[ReadableSpan, int]]) -> Iterator[list[ReadableSpan]]:
+    """``(span, size)`` pairs cut into requests of at most about ``_MAX_REQUEST_BYTES`` each (a span larger
+    than that still goes, alone)."""
+    request: list[ReadableSpan] = []
+    size = 0
+    for span, span_size in spans:
+        if request and size + span_size > _MAX_REQUEST_BYTES:
+            yield request
+            request, size = [], 0
+        request.append(span)
+        size += span_size
+    if request:
+        yield request
 
 
 def _count(value: object) -> int:
@@ -224,27 +235,27 @@ class Pricing:
         self._prices = prices or PriceBook()
 
     def __call__(self, edit: Edit) -> None:
-        if edit.get(sc.COST_SOURCE) is not None:
+        get = edit.attributes.get
+        if get(sc.COST_SOURCE) is not None:
             return
-        input_tokens = edit.get(sc.USAGE_INPUT_TOKENS)
-        output_tokens = edit.get(sc.USAGE_OUTPUT_TOKENS)
+        input_tokens = get(sc.USAGE_INPUT_TOKENS)
+        output_tokens = get(sc.USAGE_OUTPUT_TOKENS)
         if input_tokens is None and output_tokens is None:
             return
-        provider = edit.get(sc.PROVIDER_NAME) or edit.get(sc.SYSTEM)
-        end = edit.span.end_time
-        at = datetime.fromtimestamp(end / 1e9, UTC) if end else None
+        provider = get(sc.PROVIDER_NAME) or get(sc.SYSTEM)
+        used, requested = get(sc.RESPONSE_MODEL), get(sc.REQUEST_MODEL)
         cost = None
-        for model in dict.fromkeys((edit.get(sc.RESPONSE_MODEL), edit.get(sc.REQUEST_MODEL))):
+        for model in (used, requested) if requested != used else (used,):
             if isinstance(model, str) and model:
                 cost = self._prices.cost_usd(
                     model,
                     input_tokens=_count(input_tokens),
                     output_tokens=_count(output_tokens),
-                    cache_read_tokens=_count(edit.get(sc.USAGE_CACHE_READ_INPUT_TOKENS)),
-                    cache_write_tokens=_count(edit.get(sc.USAGE_CACHE_CREATION_INPUT_TOKENS)),
-                    reasoning_tokens=_count(edit.get(sc.USAGE_REASONING_OUTPUT_TOKENS)),
+                    cache_read_tokens=_count(get(sc.USAGE_CACHE_READ_INPUT_TOKENS)),
+                    cache_write_tokens=_count(get(sc.USAGE_CACHE_CREATION_INPUT_TOKENS)),
+                    reasoning_tokens=_count(get(sc.USAGE_REASONING_OUTPUT_TOKENS)),
                     provider=provider if isinstance(provider, str) else None,
-                    at=at,
+                    at=edit.span.end_time or None,
                 )
                 if cost is not None:
                     break
@@ -305,28 +316,40 @@ class RollUp:
 
     def __call__(self, edit: Edit) -> None:
         span = edit.span
-        if span.context is None:
+        context = span.context
+        if context is None:
             return
-        span_id = span.context.span_id
+        span_id = context.span_id
         self._open.discard(span_id)
         totals = self._pending.pop(span_id, None)
-        if edit.get(sc.USAGE_INPUT_TOKENS) is not None or edit.get(sc.USAGE_OUTPUT_TOKENS) is not None:
-            cost = edit.get(sc.COST_USD)
-            own = Totals(
-                input_tokens=_count(edit.get(sc.USAGE_INPUT_TOKENS)),
-                cache_read_tokens=_count(edit.get(sc.USAGE_CACHE_READ_INPUT_TOKENS)),
-                cache_creation_tokens=_count(edit.get(sc.USAGE_CACHE_CREATION_INPUT_TOKENS)),
-                output_tokens=_count(edit.get(sc.USAGE_OUTPUT_TOKENS)),
-                reasoning_tokens=_count(edit.get(sc.USAGE_REASONING_OUTPUT_TOKENS)),
-                cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
-                llm_calls=1,
-                unpriced_llm_calls=0 if isinstance(cost, int | float) else 1,
-            )
-            if totals is None:
-                totals = own
+        get = edit.attributes.get
+        input_tokens, output_tokens = get(sc.USAGE_INPUT_TOKENS), get(sc.USAGE_OUTPUT_TOKENS)
+        parent = span.parent
+        parent_id = parent.span_id if parent is not None and parent.span_id in self._open else None
+        is_run = get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT and get(sc.RUN_ID) is not None
+        if input_tokens is not None or output_tokens is not None:
+            if totals is None and not is_run:
+                # A leaf LLM call (the common case): its counts go straight into its parent's totals.
+                totals = None if parent_id is None else self._pending.get(parent_id)
+                if totals is None:
+                    totals = Totals()
+                    if parent_id is not None:
+                        self._pending[parent_id] = totals
+                parent_id = None  # nothing left to pass up
+            elif totals is None:
+                totals = Totals()
+            cost = get(sc.COST_USD)
+            totals.input_tokens += _count(input_tokens)
+            totals.cache_read_tokens += _count(get(sc.USAGE_CACHE_READ_INPUT_TOKENS))
+            totals.cache_creation_tokens += _count(get(sc.USAGE_CACHE_CREATION_INPUT_TOKENS))
+            totals.output_tokens += _count(output_tokens)
+            totals.reasoning_tokens += _count(get(sc.USAGE_REASONING_OUTPUT_TOKENS))
+            if isinstance(cost, int | float) and not isinstance(cost, bool):
+                totals.cost_usd += cost
             else:
-                totals.add(own)
-        if edit.get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT and edit.get(sc.RUN_ID) is not None:
+                totals.unpriced_llm_calls += 1
+            totals.llm_calls += 1
+        if is_run:
             t = totals or Totals()
             edit.set(sc.RUN_INPUT_TOKENS, t.input_tokens)
             edit.set(sc.RUN_CACHE_READ_TOKENS, t.cache_read_tokens)
@@ -336,11 +359,10 @@ class RollUp:
             edit.set(sc.RUN_COST_USD, round(t.cost_usd, 12))
             edit.set(sc.RUN_LLM_CALLS, t.llm_calls)
             edit.set(sc.RUN_UNPRICED_CALLS, t.unpriced_llm_calls)
-        parent = span.parent
-        if totals is not None and parent is not None and parent.span_id in self._open:
-            above = self._pending.get(parent.span_id)
+        if totals is not None and parent_id is not None:
+            above = self._pending.get(parent_id)
             if above is None:
-                self._pending[parent.span_id] = totals
+                self._pending[parent_id] = totals
             else:
                 above.add(totals)
 
@@ -515,30 +537,27 @@ class SpanProcessor(_SdkSpanProcessor):
 
     def _drain(self) -> None:
         while True:
+            # Only the pops happen under the lock: the caller's on_end takes it too, and must never wait
+            # while the worker enriches or measures spans.
             with self._lock:
                 if not self._queue:
                     return
-                batch = [self._queue.popleft()]
-                size = _approximate_size(batch[0])
-                while self._queue and len(batch) < self._max_batch:
-                    size += _approximate_size(self._queue[0])
-                    if size > _MAX_REQUEST_BYTES:
-                        break
-                    batch.append(self._queue.popleft())
+                pop = self._queue.popleft
+                batch = [pop() for _ in range(min(len(self._queue), self._max_batch))]
+                self._in_flight = len(batch)
             self._export(batch)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
-        groups: dict[Hashable, list[ReadableSpan]] = {}
+        groups: dict[Hashable, list[tuple[ReadableSpan, int]]] = {}
         routes = self._routes
         for span in batch:
             key = routes.pop(span.context.span_id, None) if routes and span.context is not None else None
             groups.setdefault(key, []).append(self._enrich(span))
-        with self._lock:
-            self._in_flight = len(batch)
         for key, spans in groups.items():
-            self._send(key, spans)
-            with self._lock:
-                self._in_flight -= len(spans)
+            for request in _by_size(spans):
+                self._send(key, request)
+                with self._lock:
+                    self._in_flight -= len(request)
 
     def _destination(self, key: Hashable) -> SpanExporter | None:
         if key is None:
@@ -596,8 +615,13 @@ class SpanProcessor(_SdkSpanProcessor):
             self._failing.discard(key)
             logger.warning("contextcompany: exporting spans works again")
 
-    def _enrich(self, span: ReadableSpan) -> ReadableSpan:
-        edit = Edit(span)
+    def _enrich(self, span: ReadableSpan) -> tuple[ReadableSpan, int]:
+        """The span as the stages leave it, and its approximate size in a request."""
+        try:
+            edit = Edit(span)
+        except Exception:
+            self._log_once("edit", "contextcompany: could not read the attributes of span %r", span.name)
+            return span, _approximate_size(span.name, {})
         for stage in self._stages:
             try:
                 stage(edit)
@@ -605,11 +629,12 @@ class SpanProcessor(_SdkSpanProcessor):
                 # A bug in a stage must never cost the span: it leaves as the other stages made it.
                 name = type(stage).__name__
                 self._log_once(name, "contextcompany: the %s stage failed on span %r", name, span.name)
+        size = _approximate_size(span.name, edit.attributes)
         try:
-            return edit.result()
+            return edit.result(), size
         except Exception:
             self._log_once("result", "contextcompany: could not build the enriched span %r", span.name)
-            return span
+            return span, size
 
     def _log_once(self, key: str, message: str, *args: object) -> None:
         # Internal errors are logged once each, with the traceback; a broken stage must not flood logs.
