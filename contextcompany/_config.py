@@ -397,7 +397,10 @@ def get() -> Pipeline:
 
 def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
     """What a record starts its span with: see ``Pipeline.target``."""
-    return get().target(dest)
+    pipeline = _pipeline  # every record starts here: skip the call to get() once it is set up
+    if pipeline is None or _dry.get():
+        pipeline = get()
+    return pipeline.target(dest)
 
 
 def _set(pipeline: Pipeline) -> Pipeline:

@@ -493,7 +493,8 @@ class SpanProcessor(_SdkSpanProcessor):
             self._routes.pop(span.context.span_id, None)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context is None or not span.context.trace_flags.sampled:
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
             self._forget(span)
             return
         with self._lock:

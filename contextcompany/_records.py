@@ -765,7 +765,7 @@ class Step(_Record):
             None if api_key is None and tcc_url is None else _config.destination(api_key, tcc_url, "tcc.step")
         )
         dest = explicit or _dest
-        owner, parent = _parent_for(self._run_id, _run)
+        owner, parent = (_run, _run._context) if _run is not None else _parent_for(self._run_id, None)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._prompt: str | None = None  # GenAI input messages JSON
         self._response: str | None = None  # a plain-text response, written out at end()
