@@ -182,6 +182,50 @@ def test_roll_up_counts_the_whole_subtree_including_nested_runs(captured: Captur
     assert o["tcc.run.cost.usd"] == pytest.approx(gpt4o, rel=1e-9)
 
 
+def test_agent_span_with_its_own_usage_counts_it_once_and_passes_it_up() -> None:
+    # Another instrumentation's agent span may carry usage of its own: it is the agent's subtree total,
+    # the span's own counts plus its children's, and the run above gets that total once.
+    exporter = InMemorySpanExporter()
+    provider, processor = pipeline(exporter)
+    tracer = provider.get_tracer("some.agent.framework")
+    usage = {"gen_ai.request.model": "gpt-4o", "gen_ai.operation.name": "chat"}
+    with tracer.start_as_current_span(
+        "invoke_agent outer", attributes={"tcc.run.id": "outer", "gen_ai.operation.name": "invoke_agent"}
+    ):
+        with (
+            tracer.start_as_current_span(
+                "invoke_agent inner",
+                attributes={
+                    "tcc.run.id": "inner",
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.usage.input_tokens": 7,
+                    "gen_ai.usage.output_tokens": 3,
+                },
+            ),
+            tracer.start_as_current_span(
+                "chat",
+                attributes={**usage, "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10},
+            ),
+        ):
+            pass
+        with tracer.start_as_current_span(
+            "chat", attributes={**usage, "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 1}
+        ):
+            pass
+    processor.force_flush()
+    runs = {
+        attrs(s)["tcc.run.id"]: attrs(s) for s in exporter.get_finished_spans() if "tcc.run.id" in attrs(s)
+    }
+    assert runs["inner"]["tcc.run.usage.input_tokens"] == 107
+    assert runs["inner"]["tcc.run.usage.output_tokens"] == 13
+    assert runs["inner"]["tcc.run.llm_calls"] == 2
+    assert runs["outer"]["tcc.run.usage.input_tokens"] == 1107
+    assert runs["outer"]["tcc.run.usage.output_tokens"] == 14
+    assert runs["outer"]["tcc.run.llm_calls"] == 3
+    assert processor._roll_up._pending == {} and processor._roll_up._open == set()
+    provider.shutdown()
+
+
 def test_run_without_llm_calls_carries_zero_totals(captured: Captured) -> None:
     tcc.run().prompt("q").end()
     a = attrs(captured.one("invoke_agent"))
