@@ -373,10 +373,12 @@ class _Record:
         with self._end_lock:
             if self._ended:
                 return
-            self._ended = self._auto_ended = True
-        self._status = StatusCode.ERROR
-        self._status_message = reason
-        self._error_type = error_type
+            # The reason first: a call racing with this one reads it as soon as it sees the record ended.
+            self._status = StatusCode.ERROR
+            self._status_message = reason
+            self._error_type = error_type
+            self._auto_ended = True  # before _ended: a racing call must never take it for the app's end()
+            self._ended = True
         try:
             self._emit()
         except Exception:
