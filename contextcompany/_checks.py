@@ -160,7 +160,9 @@ def metadata_value(key: str, value: object, where: str) -> AttributeValue:
         if value not in _INT64:
             raise ValueError(f"[TCC] {where} value for {show(key)} must fit in 64 bits, got {value}")
         return int(value)
-    if isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"[TCC] {where} value for {show(key)} must be a finite float, got {value}")
         return float(value)
     raise TypeError(
         f"[TCC] {where} value for {show(key)} must be a str (or a bool, int or finite float), "

@@ -357,7 +357,7 @@ def test_step_misuse_raises_at_the_call(
         (lambda r: r.metadata({1: "v"}), TypeError, "r.metadata(data=...)"),
         (lambda r: r.metadata({"": "v"}), ValueError, "r.metadata(data=...)"),
         (lambda r: r.metadata(["k", "v"]), TypeError, "r.metadata(data=...)"),
-        (lambda r: r.metadata(x=float("nan")), TypeError, "r.metadata(x=...)"),
+        (lambda r: r.metadata(x=float("nan")), ValueError, "r.metadata(x=...)"),
         (lambda r: r.prompt(None), TypeError, "r.prompt(user_prompt=...)"),
         (lambda r: r.prompt("ok", system_prompt=1), TypeError, "r.prompt(system_prompt=...)"),
         (lambda r: r.response(3.0), TypeError, "r.response(text=...)"),
