@@ -136,9 +136,10 @@ def shutdown() -> None:
     _config.shutdown()
 
 
-def stats() -> Stats | None:
-    """Counts of what the export pipeline did, or None when tcc does not own one (not set up yet,
-    disabled, or spans go through the host service's own provider).
+def stats() -> Stats:
+    """Counts of what tcc's span processors did: tcc's own pipeline, or in drop-in use every
+    ``tcc.SpanProcessor`` on the service's provider. All zeros when there is none (not set up yet,
+    disabled, or a service pipeline without one).
 
     >>> tcc.stats().spans_dropped
     0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import functools
 import ipaddress
 import logging
 import math
@@ -45,7 +46,7 @@ from . import _checks as checks
 from . import _content, _ids
 from . import _semconv as sc
 from ._forksafe import importing
-from ._processor import SpanProcessor, Stats, note
+from ._processor import _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, SpanProcessor, Stats, note
 
 if TYPE_CHECKING:
     import requests
@@ -630,10 +631,37 @@ def flush(timeout_millis: int) -> bool:
     for provider in {
         id(p.provider): p.provider for p in (pipeline, pipeline.routing) if p is not None
     }.values():
-        force_flush = getattr(provider, "force_flush", None)
+        force_flush: Callable[[int], object] | None = getattr(provider, "force_flush", None)
         if force_flush is not None:
-            ok = bool(force_flush(timeout_millis)) and ok
+            ok = _bounded(functools.partial(force_flush, timeout_millis), timeout_millis) and ok
     return ok
+
+
+def _bounded(flush: Callable[[], object], timeout_millis: float) -> bool:
+    """Call ``flush`` and wait for it at most ``timeout_millis``; False when it failed or took longer.
+
+    A provider's force_flush reaches every span processor on it, and the SDK's BatchSpanProcessor does
+    not honour the timeout it is given: with a hung collector, a service's own processor (or one passed
+    to configure(span_processors=...)) would hold tcc.flush() for as long as its exporter retries. So the
+    flush runs on a daemon thread, which finishes on its own whenever the exporter gives up.
+    """
+    done: list[bool] = []
+
+    def run() -> None:
+        try:
+            done.append(bool(flush()))
+        except Exception:
+            logger.exception("contextcompany: a span processor failed to flush")
+            done.append(False)
+
+    thread = threading.Thread(target=run, name="contextcompany-flush", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no new threads at interpreter shutdown: flush on this one
+        run()
+    else:
+        thread.join(timeout_millis / 1000)
+    return bool(done) and done[0]
 
 
 def shutdown() -> None:
@@ -652,18 +680,24 @@ def shutdown() -> None:
     if not pipeline.owned and pipeline.provider is not None:
         force_flush = getattr(pipeline.provider, "force_flush", None)
         if force_flush is not None:
-            force_flush(30000)
+            # The service's provider stays up; tcc waits for it no longer than for its own.
+            limit = _shutdown_timeout_millis(pipeline.config)
+            limit = _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS if limit is None else limit
+            _bounded(lambda: force_flush(int(limit)), limit)
 
 
-def stats() -> Stats | None:
-    """Counts summed over tcc's own export pipelines, or None when it has none."""
+def stats() -> Stats:
+    """Counts summed over the tcc span processors spans go through: tcc's own pipelines (and those retired
+    by shutdown()), or in drop-in use the ``tcc.SpanProcessor`` instances on the service's provider. All
+    zeros when there is none (not set up yet, disabled, or a service pipeline without one)."""
     pipeline = _pipeline
-    if pipeline is None:
-        return None
-    processors = [p.processor for p in pipeline.owned_pipelines() if p.processor is not None]
-    all_stats = [processor.stats() for processor in (*processors, *pipeline.retired)]
-    if not all_stats:
-        return None
+    processors: list[SpanProcessor] = []
+    if pipeline is not None:
+        processors += [p.processor for p in pipeline.owned_pipelines() if p.processor is not None]
+        processors += pipeline.retired
+        if not pipeline.owned and pipeline.provider is not None:
+            processors += _processors_on(pipeline.provider)
+    all_stats = [processor.stats() for processor in dict.fromkeys(processors)]
     last_errors = [s.last_error for s in all_stats if s.last_error]
     return Stats(
         spans_queued=sum(s.spans_queued for s in all_stats),
@@ -673,6 +707,26 @@ def stats() -> Stats | None:
         queue_size=sum(s.queue_size for s in all_stats),
         last_error=last_errors[-1] if last_errors else None,
     )
+
+
+def _processors_on(provider: trace.TracerProvider) -> list[SpanProcessor]:
+    """The tcc span processors a service added to its SDK provider.
+
+    The SDK offers no public way to list a provider's span processors, so this reads the private
+    ``_active_span_processor._span_processors`` of its multi-processor, read-only and defensively: where
+    the SDK changes that, drop-in stats read as zeros and nothing else is affected.
+    """
+    found: list[SpanProcessor] = []
+    pending: list[object] = [getattr(provider, "_active_span_processor", None)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, SpanProcessor):
+            found.append(item)
+        else:
+            children = getattr(item, "_span_processors", None)
+            if isinstance(children, tuple | list):
+                pending.extend(children)
+    return found
 
 
 # --- kept from contextcompany 2.0.0, whose __all__ exported them ------------------------------------

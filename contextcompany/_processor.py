@@ -76,6 +76,23 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+_DEFAULTS: Final = {
+    "OTEL_BSP_MAX_QUEUE_SIZE": _DEFAULT_MAX_QUEUE_SIZE,
+    "OTEL_BSP_SCHEDULE_DELAY": _DEFAULT_SCHEDULE_DELAY_MILLIS,
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": _DEFAULT_MAX_EXPORT_BATCH_SIZE,
+}
+
+
+def _setting(value: float | None, name: str, env: str) -> float:
+    """An explicit batching setting (which must be positive, as the SDK's BatchSpanProcessor requires),
+    else the environment variable, else the SDK's default."""
+    if value is None:
+        return _env_int(env, _DEFAULTS[env])
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"[TCC] SpanProcessor({name}=...) expects a number > 0, got {value!r}")
+    return value
+
+
 # --- what the exporter says while it works for us ----------------------------------------------------
 
 # The OTLP exporter logs every failed batch and every retry on its own loggers. For tcc's exports those
@@ -419,15 +436,16 @@ class SpanProcessor(_SdkSpanProcessor):
         self._exporter_for = exporter_for
         self._exporters: dict[Hashable, SpanExporter | None] = {}
         self._routes: dict[int, Hashable] = {}
-        self._max_queue = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", _DEFAULT_MAX_QUEUE_SIZE)
-        self._delay = (
-            schedule_delay_millis or _env_int("OTEL_BSP_SCHEDULE_DELAY", _DEFAULT_SCHEDULE_DELAY_MILLIS)
-        ) / 1000
-        self._max_batch = min(
-            max_export_batch_size
-            or _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", _DEFAULT_MAX_EXPORT_BATCH_SIZE),
-            self._max_queue,
-        )
+        self._max_queue = int(_setting(max_queue_size, "max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE"))
+        delay = _setting(schedule_delay_millis, "schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY")
+        self._delay = delay / 1000
+        batch = _setting(max_export_batch_size, "max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+        self._max_batch = min(int(batch), self._max_queue)
+        if shutdown_timeout_millis is not None and not shutdown_timeout_millis >= 0:
+            raise ValueError(
+                f"[TCC] SpanProcessor(shutdown_timeout_millis=...) expects a number >= 0, "
+                f"got {shutdown_timeout_millis!r}"
+            )
         self._shutdown_timeout = (
             shutdown_timeout_millis
             if shutdown_timeout_millis is not None

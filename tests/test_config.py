@@ -7,12 +7,19 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from opentelemetry.util._once import Once
@@ -100,7 +107,7 @@ def test_sdk_disabled_still_validates_and_sends_nothing(
     r.prompt("q").end()
     pipeline = _config.get()
     assert isinstance(pipeline.tracer, trace.NoOpTracer)
-    assert pipeline.processor is None and tcc.stats() is None
+    assert pipeline.processor is None and tcc.stats() == tcc.Stats(0, 0, 0, 0, 0, None)
     assert tcc.flush() is True
 
 
@@ -140,10 +147,43 @@ def test_drop_in_with_the_tcc_processor_in_front(fresh_pipeline: None) -> None:
     r.prompt("q").end()
     assert tcc.flush()
     step, failed, run = exporter.get_finished_spans()
+    assert tcc.stats().spans_exported == 3  # the service's tcc processor is the one counted
     assert (step.attributes or {})["tcc.cost.usd"] == pytest.approx(2.5)
     assert failed.status.status_code is StatusCode.ERROR
     assert (run.attributes or {})["tcc.run.cost.usd"] == pytest.approx(2.5)
     provider.shutdown()
+
+
+class HangingExporter(SpanExporter):
+    """An exporter stuck like an HTTP request to a collector that accepts and never answers."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.release.wait(30)
+        return SpanExportResult.SUCCESS
+
+
+def test_flush_is_bounded_with_a_host_provider_that_hangs(fresh_pipeline: None) -> None:
+    # The service's own BatchSpanProcessor ignores the timeout of force_flush: tcc.flush() must not.
+    exporter = HangingExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
+    trace.set_tracer_provider(provider)
+    try:
+        tcc.run().prompt("q").end()
+        time.sleep(0.1)  # the service's worker is now stuck in export()
+        tcc.run().prompt("q").end()
+        started = time.monotonic()
+        assert tcc.flush(timeout_millis=300) is False
+        assert time.monotonic() - started < 2.0
+        started = time.monotonic()
+        tcc.shutdown()  # flushes the service's provider (never shuts it down), within the shutdown bound
+        assert time.monotonic() - started < 5 + 2.0
+    finally:
+        exporter.release.set()
+        provider.shutdown()
 
 
 def test_traces_endpoint() -> None:
@@ -253,8 +293,18 @@ def test_a_key_is_never_sent_over_plain_http_to_a_remote_host(
 
 
 def test_insecure_http_can_be_allowed_explicitly(fresh_pipeline: None) -> None:
+    url = "http://collector.internal:4318"
+    with pytest.raises(ValueError, match="an API key would be sent over plain http"):
+        tcc.run(api_key="k", tcc_url=url)
     tcc.configure(allow_insecure_http=True)
-    tcc.run(api_key="k", tcc_url="http://collector.internal:4318").prompt("q").end()
+    r = tcc.run(api_key="k", tcc_url=url)
+    r.prompt("q").end()
+    # The run goes to that destination with that key, and the exporter made for it is a real one.
+    assert r._dest == _config.Destination(url + "/v1/traces", "k")
+    assert _config.insecure_reason(r._dest) is None
+    exporter = _config._exporter(r._dest, _config._config)
+    assert not isinstance(exporter, _config._Refusing)
+    exporter.shutdown()
 
 
 def test_an_insecure_environment_drops_instead_of_raising(
