@@ -104,15 +104,16 @@ def uuid4() -> str:
     seeded from ``os.urandom`` when created and again in every forked child; a ``random.seed()`` of the
     application's cannot make two processes repeat each other's ids.
     """
-    h = f"{_ids.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    h = f"{_ids.getrandbits(128) & _CLEAR | _SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _ids: Final = random.Random()  # seeded from os.urandom
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.seed)
-# The RFC 4122 variant bits (10xx) set in the first hex digit of the fourth group.
-_VARIANT: Final = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+# RFC 4122: version 4 in bits 76-79, variant 10 in bits 62-63 (as uuid.UUID(int=..., version=4) sets them).
+_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
+_SET: Final = (0x4 << 76) | (0x2 << 62)
 
 
 def new_id(value: object, where: str) -> str:

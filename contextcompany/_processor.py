@@ -9,7 +9,7 @@ exporter. Like structlog's processors, each stage is a tiny callable that does o
 1. ``StepRule``: a step span (``tcc.step.id``) never leaves as a success without a prompt and a
    response; it is shipped as an error that names what was missing.
 2. ``Pricing``: any span with a GenAI model and token usage gets ``tcc.cost.usd`` and
-   ``tcc.cost.source``, unless it already reports its cost.
+   ``tcc.cost.source``; a span that reports its own ``tcc.cost.usd`` gets ``tcc.cost.source=reported``.
 3. ``RollUp``: totals of tokens and cost bubble up the span tree; every ``invoke_agent`` span carries
    the totals of all LLM calls beneath it.
 
@@ -254,6 +254,11 @@ class Pricing:
     def __call__(self, edit: Edit) -> None:
         get = edit.attributes.get
         if get(sc.COST_SOURCE) is not None:
+            return
+        reported = get(sc.COST_USD)
+        if isinstance(reported, int | float) and not isinstance(reported, bool):
+            # s.cost(): written here rather than on the caller's thread, where an attribute costs ~1 µs.
+            edit.set(sc.COST_SOURCE, sc.COST_SOURCE_REPORTED)
             return
         input_tokens = get(sc.USAGE_INPUT_TOKENS)
         output_tokens = get(sc.USAGE_OUTPUT_TOKENS)

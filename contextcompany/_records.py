@@ -975,8 +975,7 @@ class Step(_Record):
         if self._tool_definitions is not None:
             attributes[sc.TOOL_DEFINITIONS] = self._tool_definitions
         if self._cost is not None:
-            attributes[sc.COST_USD] = self._cost
-            attributes[sc.COST_SOURCE] = sc.COST_SOURCE_REPORTED
+            attributes[sc.COST_USD] = self._cost  # tcc.cost.source=reported is the span processor's
         return attributes
 
 
