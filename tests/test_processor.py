@@ -162,7 +162,7 @@ def test_roll_up_counts_the_whole_subtree_including_nested_runs(captured: Captur
     host = captured.provider.get_tracer("host")
     from opentelemetry import trace
 
-    with trace.use_span(step._span, end_on_exit=False):
+    with trace.use_span(trace.get_current_span(step.context()), end_on_exit=False):
         inner = tcc.run()
     inner.step().prompt("p").response("r").model("gpt-4o").tokens(1000, 0, 100).end()
     inner.step().prompt("p").response("r").model("unknown-model-x").tokens(5, 0, 5).end()
