@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import operator
-import os
-import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from typing import Final
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from . import _ids
 from . import _semconv as sc
 
 STATUS_CODES: Final = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
@@ -104,13 +103,10 @@ def uuid4() -> str:
     seeded from ``os.urandom`` when created and again in every forked child; a ``random.seed()`` of the
     application's cannot make two processes repeat each other's ids.
     """
-    h = f"{_ids.getrandbits(128) & _CLEAR | _SET:032x}"
+    h = f"{_ids.rng.getrandbits(128) & _CLEAR | _SET:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_ids: Final = random.Random()  # seeded from os.urandom
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)
 # RFC 4122: version 4 in bits 76-79, variant 10 in bits 62-63 (as uuid.UUID(int=..., version=4) sets them).
 _CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
 _SET: Final = (0x4 << 76) | (0x2 << 62)

@@ -40,7 +40,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from . import _checks as checks
 from . import _content, _ids
@@ -441,7 +440,7 @@ def _own_pipeline(config: Config, resource: Resource | None = None) -> Pipeline:
     provider = TracerProvider(
         resource=resource,
         shutdown_on_exit=False,  # _at_exit does it, within a bound
-        id_generator=_ids.RunIdGenerator(RandomIdGenerator()),
+        id_generator=_ids.RunIdGenerator(_ids.OwnRandomIds()),
     )
     provider.add_span_processor(processor)
     for extra in config.span_processors:

@@ -17,6 +17,8 @@ and hands out a forced pair once, while a run span is being started on this thre
 from __future__ import annotations
 
 import hashlib
+import os
+import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 _forced = threading.local()
+
+# tcc's own source of ids (span and trace ids of tcc's own provider, default record ids): seeded from
+# os.urandom, and again in every forked child, so an application's random.seed() (common for
+# reproducible ML code) cannot make two processes send the same ids; the SDK's RandomIdGenerator uses the
+# global random module. getrandbits holds the GIL, unlike os.urandom's getrandom() syscall.
+rng: random.Random = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=rng.seed)
 
 
 def run_ids(run_id: str) -> tuple[int, int]:
@@ -51,6 +61,22 @@ def forced(run_id: str) -> Iterator[None]:
         yield
     finally:
         _forced.ids = None
+
+
+class OwnRandomIds(IdGenerator):
+    """Random trace and span ids like the SDK's ``RandomIdGenerator``, from tcc's own generator."""
+
+    def generate_span_id(self) -> int:
+        span_id = rng.getrandbits(64)
+        while span_id == trace.INVALID_SPAN_ID:
+            span_id = rng.getrandbits(64)
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = rng.getrandbits(128)
+        while trace_id == trace.INVALID_TRACE_ID:
+            trace_id = rng.getrandbits(128)
+        return trace_id
 
 
 class RunIdGenerator(IdGenerator):

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from contextcompany import _config
-from contextcompany._ids import RunIdGenerator
+from contextcompany._ids import OwnRandomIds, RunIdGenerator
 from contextcompany._processor import SpanProcessor
 
 
@@ -41,7 +40,7 @@ class Captured:
 def captured() -> Iterator[Captured]:
     exporter = InMemorySpanExporter()
     processor = SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=100_000)
-    provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(RandomIdGenerator()))
+    provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
     provider.add_span_processor(processor)
     pipeline = _config.Pipeline(
         tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
