@@ -192,10 +192,10 @@ def check_api_key(api_key: str | None, call: str) -> None:
 def destination(api_key: str | None, tcc_url: str | None, call: str) -> Destination | None:
     """The destination a record with its own ``api_key`` / ``tcc_url`` goes to (None: the default).
     Checks both, and refuses at the call to send a key where it would be exposed."""
+    if api_key is None and tcc_url is None:
+        return None  # the common case, on every step and tool call: nothing to check
     check_api_key(api_key, call)
     check_url(tcc_url, f"{call}(tcc_url=...)")
-    if api_key is None and tcc_url is None:
-        return None
     default = _default_destination(_config)
     dest = Destination(
         traces_endpoint(tcc_url) if tcc_url is not None else default.endpoint,

@@ -245,6 +245,11 @@ def _count(value: object) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 
+def _usd(value: object) -> float | None:
+    """A cost read from any span: a number (not a bool), else None."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 class Pricing:
     """Prices every LLM call that does not report its own cost, from its model and token counts."""
 
@@ -255,8 +260,7 @@ class Pricing:
         get = edit.attributes.get
         if get(sc.COST_SOURCE) is not None:
             return
-        reported = get(sc.COST_USD)
-        if isinstance(reported, int | float) and not isinstance(reported, bool):
+        if _usd(get(sc.COST_USD)) is not None:
             # s.cost(): written here rather than on the caller's thread, where an attribute costs ~1 µs.
             edit.set(sc.COST_SOURCE, sc.COST_SOURCE_REPORTED)
             return
@@ -350,23 +354,15 @@ class RollUp:
         parent_id = parent.span_id if parent is not None and parent.span_id in self._open else None
         is_run = get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT and get(sc.RUN_ID) is not None
         if input_tokens is not None or output_tokens is not None:
-            if totals is None and not is_run:
-                # A leaf LLM call (the common case): its counts go straight into its parent's totals.
-                totals = None if parent_id is None else self._pending.get(parent_id)
-                if totals is None:
-                    totals = Totals()
-                    if parent_id is not None:
-                        self._pending[parent_id] = totals
-                parent_id = None  # nothing left to pass up
-            elif totals is None:
+            if totals is None:
                 totals = Totals()
-            cost = get(sc.COST_USD)
+            cost = _usd(get(sc.COST_USD))
             totals.input_tokens += _count(input_tokens)
             totals.cache_read_tokens += _count(get(sc.USAGE_CACHE_READ_INPUT_TOKENS))
             totals.cache_creation_tokens += _count(get(sc.USAGE_CACHE_CREATION_INPUT_TOKENS))
             totals.output_tokens += _count(output_tokens)
             totals.reasoning_tokens += _count(get(sc.USAGE_REASONING_OUTPUT_TOKENS))
-            if isinstance(cost, int | float) and not isinstance(cost, bool):
+            if cost is not None:
                 totals.cost_usd += cost
             else:
                 totals.unpriced_llm_calls += 1

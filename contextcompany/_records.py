@@ -337,7 +337,7 @@ class _Record:
         where = f"{self._var}.status"
         status = checks.status_code(code, where)
         text = checks.optional_text(message, f"{where}(message=...)")
-        if not self._ended or self._open("status"):
+        if self._open("status"):
             self._status = status
             self._status_message = None if text is None else redact(text)
         return self
@@ -351,7 +351,7 @@ class _Record:
         start = self._start_ns if self._start_ns is not None else self._started_ns()
         if ns is not None and isinstance(start, int) and ns < start:
             raise ValueError(f"[TCC] {self._var}.end_time(t=...) is before the {self._kind}'s start time")
-        if not self._ended or self._open("end_time"):
+        if self._open("end_time"):
             self._end_ns = ns
         return self
 
@@ -450,7 +450,7 @@ class _Record:
     def end(self) -> None:
         """Finish the record and send its span. Raises ValueError, sending nothing and leaving the
         record open, when a required setter was not called."""
-        if self._ended and not self._open("end"):
+        if not self._open("end"):
             return
         missing = self._missing()
         if missing is not None:
@@ -466,7 +466,7 @@ class _Record:
         The message is redacted (bearer tokens, API keys, passwords in URLs) before it is recorded.
         """
         text = checks.text(status_message, f"{self._var}.error(status_message=...)")
-        if self._ended and not self._open("error"):
+        if not self._open("error"):
             return
         self._status = StatusCode.ERROR
         if text:
@@ -653,7 +653,7 @@ class Run(_Record):
             else messages.system_instructions(system_prompt, "r.prompt(system_prompt=...)")
         )
         whole = None if full_input is None else checks.json_or_text(full_input, "r.prompt(full_input=...)")
-        if not self._ended or self._open("prompt"):
+        if self._open("prompt"):
             self._prompt = sc.text_messages("user", user)
             self._system_prompt = system
             self._full_input = whole
@@ -665,7 +665,7 @@ class Run(_Record):
         whole = (
             None if full_output is None else checks.json_or_text(full_output, "r.response(full_output=...)")
         )
-        if not self._ended or self._open("response"):
+        if self._open("response"):
             self._response = value
             self._full_output = whole
         return self
@@ -676,7 +676,7 @@ class Run(_Record):
         >>> r.metadata({"customer": "acme"}, plan="pro")
         """
         items = checks.metadata(data, kwargs, "r.metadata")
-        if not self._ended or self._open("metadata"):
+        if self._open("metadata"):
             if self._metadata is None:
                 self._metadata = items
             else:
@@ -685,16 +685,14 @@ class Run(_Record):
 
     def step(self, step_id: str | None = None, *, start_time: object = None) -> Step:
         """Start an LLM call inside this run."""
-        run = (
-            self if not self._ended or self._open("step") else None
-        )  # after a timeout: a late step, still in the trace
+        run = self if self._open("step") else None  # after a timeout: a late step, still in the trace
         return Step(self._run_id, step_id, start_time=start_time, _run=run, _dest=self._dest)
 
     def tool_call(
         self, tool_name: str | None = None, tool_call_id: str | None = None, *, start_time: object = None
     ) -> ToolCall:
         """Start a tool call inside this run."""
-        run = self if not self._ended or self._open("tool_call") else None
+        run = self if self._open("tool_call") else None
         return ToolCall(
             self._run_id, tool_call_id, tool_name, start_time=start_time, _run=run, _dest=self._dest
         )
@@ -799,10 +797,7 @@ class Step(_Record):
         self._run_id = run_id if _run is not None else checks.identifier(run_id, "tcc.step(run_id=...)")
         self._step_id = checks.new_id(step_id, "tcc.step(step_id=...)")
         start_ns = None if start_time is None else checks.timestamp(start_time, "tcc.step(start_time=...)")
-        explicit = (
-            None if api_key is None and tcc_url is None else _config.destination(api_key, tcc_url, "tcc.step")
-        )
-        dest = explicit or _dest
+        dest = _config.destination(api_key, tcc_url, "tcc.step") or _dest
         owner, parent = (_run, _run._context) if _run is not None else _parent_for(self._run_id, None)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._prompt: str | None = None  # GenAI input messages JSON
@@ -857,7 +852,7 @@ class Step(_Record):
         >>> s.prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
         """
         value = messages.input_messages(text, "s.prompt(text=...)")
-        if not self._ended or self._open("prompt"):
+        if self._open("prompt"):
             self._prompt = value
         return self
 
@@ -874,7 +869,7 @@ class Step(_Record):
         else:
             plain = None
             structured, found = messages.output_messages(text, None, "s.response(text=...)")
-        if not self._ended or self._open("response"):
+        if self._open("response"):
             self._response, self._response_json, self._response_reason = plain, structured, found
         return self
 
@@ -883,7 +878,7 @@ class Step(_Record):
         ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after)."""
         req = checks.optional_text(requested, "s.model(requested=...)")
         use = checks.optional_text(used, "s.model(used=...)")
-        if not self._ended or self._open("model"):
+        if self._open("model"):
             if req is not None:
                 self._model_requested = req
             if use is not None:
@@ -922,7 +917,7 @@ class Step(_Record):
                 f"[TCC] s.tokens(reasoning=...) counts part of the completion and cannot exceed it: "
                 f"reasoning={total_thought}, completion={total_out}"
             )
-        if not self._ended or self._open("tokens"):
+        if self._open("tokens"):
             if uncached is not None:
                 self._uncached = uncached
             if cached is not None:
@@ -938,14 +933,14 @@ class Step(_Record):
     def cost(self, real_total: float) -> Self:
         """The call's actual cost in USD; it wins over the cost computed from model and tokens."""
         value = checks.cost(real_total, "s.cost(real_total=...)")
-        if not self._ended or self._open("cost"):
+        if self._open("cost"):
             self._cost = value
         return self
 
     def finish_reason(self, reason: str) -> Self:
         """Why the model stopped, e.g. "stop", "length", "tool_calls"."""
         value = checks.text(reason, "s.finish_reason(reason=...)")
-        if not self._ended or self._open("finish_reason"):
+        if self._open("finish_reason"):
             self._finish_reason = value
         return self
 
@@ -953,7 +948,7 @@ class Step(_Record):
         """The tools offered to the model: a JSON str, or a list of definitions (OpenAI or Anthropic
         shape, dicts or SDK objects), recorded as given."""
         value = messages.tool_definitions(definitions, "s.tool_definitions(definitions=...)")
-        if not self._ended or self._open("tool_definitions"):
+        if self._open("tool_definitions"):
             self._tool_definitions = value
         return self
 
@@ -979,14 +974,7 @@ class Step(_Record):
         return self._context
 
     def _started(self) -> trace.Span:
-        if self._deferred is not None:
-            with self._end_lock:  # one start, whichever thread needs the span first
-                deferred, self._deferred = self._deferred, None
-                if deferred is not None:
-                    parent, attributes, start_ns, target = deferred
-                    self._start(
-                        sc.OP_CHAT, parent, SpanKind.CLIENT, attributes, start_ns=start_ns, target=target
-                    )
+        self._start_deferred({}, None)
         return self._span
 
     def _started_ns(self) -> int | None:
@@ -996,7 +984,7 @@ class Step(_Record):
     def _start_deferred(self, attributes: dict[str, AttributeValue], name: str | None) -> trace.Span | None:
         if self._deferred is None:
             return None
-        with self._end_lock:
+        with self._end_lock:  # one start, whichever thread needs the span first
             deferred, self._deferred = self._deferred, None
             if deferred is None:
                 return None  # another thread started it a moment ago
@@ -1089,12 +1077,7 @@ class ToolCall(_Record):
         start_ns = (
             None if start_time is None else checks.timestamp(start_time, "tcc.tool_call(start_time=...)")
         )
-        explicit = (
-            None
-            if api_key is None and tcc_url is None
-            else _config.destination(api_key, tcc_url, "tcc.tool_call")
-        )
-        dest = explicit or _dest
+        dest = _config.destination(api_key, tcc_url, "tcc.tool_call") or _dest
         owner, parent = _parent_for(self._run_id, _run)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._args: str | None = None
@@ -1124,21 +1107,21 @@ class ToolCall(_Record):
     def name(self, tool_name: str) -> Self:
         """The tool's name (required before ``end()``, unless given to ``tool_call()``)."""
         value = checks.identifier(tool_name, "tc.name(tool_name=...)")
-        if not self._ended or self._open("name"):
+        if self._open("name"):
             self._tool_name = value
         return self
 
     def args(self, value: str | Any) -> Self:
         """The call's arguments: a str as is, anything else serialised to JSON here."""
         text = checks.json_or_text(value, "tc.args(value=...)")
-        if not self._ended or self._open("args"):
+        if self._open("args"):
             self._args = text
         return self
 
     def result(self, value: str | Any) -> Self:
         """The call's result: a str as is, anything else serialised to JSON here."""
         text = checks.json_or_text(value, "tc.result(value=...)")
-        if not self._ended or self._open("result"):
+        if self._open("result"):
             self._result = text
         return self
 
