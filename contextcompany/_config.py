@@ -43,8 +43,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _checks as checks
 from . import _content, _ids
+from . import _diag as diag
+from . import _forksafe as forksafe
 from . import _semconv as sc
-from ._forksafe import importing
 from ._processor import _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, SpanProcessor, Stats, note
 
 if TYPE_CHECKING:
@@ -232,7 +233,9 @@ class _Lazy(SpanExporter):
 
     def _get(self) -> SpanExporter:
         if self._exporter is None or self._pid != os.getpid():
-            with importing():  # its first use imports requests: a fork must not split that (_forksafe)
+            with (
+                forksafe.importing()
+            ):  # its first use imports requests: a fork must not split that (_forksafe)
                 self._exporter, self._pid = self._make(), os.getpid()
                 # ...and requests imports these on its first request (reading ~/.netrc)
                 import netrc  # noqa: F401, PLC0415
@@ -325,16 +328,18 @@ class Pipeline:
 
 _lock = threading.Lock()
 _pipeline: Pipeline | None = None
-_warned: set[str] = set()
 _exit_hooks: list[Callable[[], None]] = []
 _exit_registered = False
 _DISABLED: Final = Pipeline(tracer=trace.NoOpTracer())
 _dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
 
 
-def _after_fork_in_child() -> None:
+def _renew_lock() -> None:
     global _lock
     _lock = threading.Lock()  # another thread may have held it at fork time
+
+
+def _deliver_from_multiprocessing_exit() -> None:
     # A multiprocessing worker started by fork ends with os._exit(), which skips atexit: deliver from
     # multiprocessing's own exit path instead. Its registry is cleared after this hook runs, so the
     # finalizer is registered from its after-fork callbacks, which run later.
@@ -350,19 +355,13 @@ class _AfterFork:
 _AFTER_FORK: Final = _AfterFork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forksafe.after_fork(_renew_lock, forksafe.Phase.LOCKS)
+forksafe.after_fork(_deliver_from_multiprocessing_exit, forksafe.Phase.WORKERS)
 
 
 def on_exit(hook: Callable[[], None]) -> None:
     """Run ``hook`` at interpreter exit, before the last delivery (records end their open spans)."""
     _exit_hooks.append(hook)
-
-
-def _warn_once(key: str, message: str, *args: object) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        logger.warning(message, *args)
 
 
 @contextmanager
@@ -421,7 +420,7 @@ def _shutdown_timeout_millis(config: Config) -> float | None:
     except ValueError:
         value = -1.0
     if not value >= 0:  # also catches nan
-        _warn_once("shutdown", "contextcompany: TCC_SHUTDOWN_TIMEOUT_MILLIS=%r is not a number >= 0", raw)
+        diag.warn_once("shutdown", "contextcompany: TCC_SHUTDOWN_TIMEOUT_MILLIS=%r is not a number >= 0", raw)
         return None
     return value
 

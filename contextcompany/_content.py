@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
+from . import _diag as diag
 from . import _semconv as sc
 
 logger = logging.getLogger("contextcompany")
@@ -45,7 +46,6 @@ TRUNCATED_PREFIX: Final = "tcc.truncated."
 _MESSAGES: Final = frozenset({sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.SYSTEM_INSTRUCTIONS})
 _STRUCTURE: Final = frozenset({"role", "type", "finish_reason", "modality", "mime_type", "id", "name"})
 _PART_LISTS: Final = frozenset({"parts"})
-_warned: set[str] = set()
 
 
 def value_limit_from_env() -> int:
@@ -101,12 +101,6 @@ def apply(
         assert isinstance(value, str)
         attributes[TRUNCATED_PREFIX + key] = len(value)
         attributes[key] = _truncated(value, limit)
-
-
-def _warn_once(key: str, message: str, *args: object) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        logger.warning(message, *args)
 
 
 def _parse(value: str) -> Any:
@@ -167,7 +161,7 @@ def _masked(key: str, value: str, mask: Callable[[str], str]) -> str | None:
         return sc.dumps(_mask_all(parsed, checked))
     except Exception as exc:
         # Never send what the user wanted masked: withhold it instead, and say why once.
-        _warn_once(
+        diag.warn_once(
             "mask",
             "contextcompany: configure(mask=...) failed (%s: %s); the content was withheld",
             type(exc).__name__,

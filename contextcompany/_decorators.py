@@ -24,6 +24,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, ParamSpec, TypeVar, cast, overload
 
+from . import _diag as diag
 from . import _semconv as sc
 from ._api import tool_call
 from ._records import Run, current_run
@@ -188,17 +189,14 @@ def _agent(fn: Callable[P, R], name: str | None) -> Callable[P, R]:
     return run_sync
 
 
-_warned_outside: set[str] = set()
-
-
 def _outside_run(tool_name: str) -> bool:
     if current_run() is not None:
         return False
-    if tool_name not in _warned_outside:
-        _warned_outside.add(tool_name)
-        logger.warning(
-            "contextcompany: tool %r was called outside a run; its calls are not recorded", tool_name
-        )
+    diag.warn_once(
+        f"outside {tool_name}",
+        "contextcompany: tool %r was called outside a run; its calls are not recorded",
+        tool_name,
+    )
     return True
 
 

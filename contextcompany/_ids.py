@@ -17,7 +17,6 @@ and hands out a forced pair once, while a run span is being started on this thre
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -26,6 +25,8 @@ from contextlib import contextmanager
 from opentelemetry import trace
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
+from . import _forksafe as forksafe
+
 _forced = threading.local()
 
 # tcc's own source of ids (span and trace ids of tcc's own provider, default record ids): seeded from
@@ -33,8 +34,7 @@ _forced = threading.local()
 # reproducible ML code) cannot make two processes send the same ids; the SDK's RandomIdGenerator uses the
 # global random module. getrandbits holds the GIL, unlike os.urandom's getrandom() syscall.
 rng: random.Random = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=rng.seed)
+forksafe.after_fork(rng.seed, forksafe.Phase.LOCKS)  # a child must not repeat its parent's ids
 
 
 def run_ids(run_id: str) -> tuple[int, int]:

@@ -18,6 +18,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from . import _diag as diag
+from . import _forksafe as forksafe
+
 logger = logging.getLogger("contextcompany")
 
 _MAX_SLEEP = 1.0
@@ -33,9 +36,8 @@ class Reaper:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._next: float | None = None
-        self._logged = False
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self._once = diag.Once()
+        forksafe.after_fork(self._after_fork_in_child, forksafe.Phase.LOCKS, weak=True)
 
     def _after_fork_in_child(self) -> None:
         # The thread did not survive fork, and a lock held at fork time would never be released.
@@ -93,6 +95,4 @@ class Reaper:
             self._log()
 
     def _log(self) -> None:
-        if not self._logged:
-            self._logged = True
-            logger.exception("contextcompany: ending an abandoned record failed")
+        self._once.error("end", "contextcompany: ending an abandoned record failed")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
-import weakref
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
     from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, Usage
 
+from . import _forksafe as forksafe
 from ._forksafe import importing
 
 __all__ = ["PriceBook"]
@@ -153,13 +152,14 @@ class PriceBook:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        if hasattr(os, "register_at_fork"):
-            # The export worker may hold the lock at fork time; the child's worker must not wait forever.
-            ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _renew_lock(ref))
+        # The export worker may hold the lock at fork time; the child's worker must not wait forever.
+        forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
         self._lib: _Lib | None = None
         self._import_failed = False
         self._state: _State | None = None
+
+    def _renew_lock(self) -> None:
+        self._lock = threading.Lock()
 
     def cost_usd(
         self,
@@ -346,12 +346,6 @@ class PriceBook:
 
 def _as_datetime(at: datetime | int | None) -> datetime | None:
     return datetime.fromtimestamp(at / 1e9, UTC) if isinstance(at, int) else at
-
-
-def _renew_lock(ref: weakref.ref[PriceBook]) -> None:
-    book = ref()
-    if book is not None:
-        book._lock = threading.Lock()
 
 
 def _lookup(lib: _Lib, snapshot: DataSnapshot, model: str, provider: str | None) -> _Model | None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from . import _diag as diag
+from . import _forksafe as forksafe
 from . import _semconv as sc
 from ._content import WITHHELD
 from ._pricing import PriceBook
@@ -462,22 +463,14 @@ class SpanProcessor(_SdkSpanProcessor):
         self._failed = 0
         self._last_error: str | None = None
         self._failing: set[Hashable] = set()
-        self._logged: set[str] = set()
+        self._once = diag.Once()  # internal errors: once per processor, with the traceback
         self._is_shutdown = False
         self._in_flight = 0
         self._gave_up = False
         self._overflowing = False  # set on the caller's thread, logged (once per episode) by the worker
         self._was_overflowing = False
         self._start_worker()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def after_fork() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=after_fork)
+        forksafe.after_fork(self._after_fork_in_child, forksafe.Phase.WORKERS, weak=True)
 
     def _start_worker(self) -> None:
         self._lock = threading.Lock()
@@ -588,7 +581,7 @@ class SpanProcessor(_SdkSpanProcessor):
                 if self._exporter_for is not None:
                     exporter = self._exporter_for(key)
             except Exception:
-                self._log_once(
+                self._once.error(
                     f"destination {key!r}", "contextcompany: could not create an exporter for %r", key
                 )
             self._exporters[key] = exporter
@@ -640,7 +633,7 @@ class SpanProcessor(_SdkSpanProcessor):
         try:
             edit = Edit(span)
         except Exception:
-            self._log_once("edit", "contextcompany: could not read the attributes of span %r", span.name)
+            self._once.error("edit", "contextcompany: could not read the attributes of span %r", span.name)
             return span, _approximate_size(span.name, {})
         for stage in self._stages:
             try:
@@ -648,19 +641,13 @@ class SpanProcessor(_SdkSpanProcessor):
             except Exception:
                 # A bug in a stage must never cost the span: it leaves as the other stages made it.
                 name = type(stage).__name__
-                self._log_once(name, "contextcompany: the %s stage failed on span %r", name, span.name)
+                self._once.error(name, "contextcompany: the %s stage failed on span %r", name, span.name)
         size = _approximate_size(span.name, edit.attributes)
         try:
             return edit.result(), size
         except Exception:
-            self._log_once("result", "contextcompany: could not build the enriched span %r", span.name)
+            self._once.error("result", "contextcompany: could not build the enriched span %r", span.name)
             return span, size
-
-    def _log_once(self, key: str, message: str, *args: object) -> None:
-        # Internal errors are logged once each, with the traceback; a broken stage must not flood logs.
-        if key not in self._logged:
-            self._logged.add(key)
-            logger.exception(message, *args)
 
     # -- lifecycle --
 
@@ -700,7 +687,7 @@ class SpanProcessor(_SdkSpanProcessor):
             try:
                 exporter.shutdown()
             except Exception:
-                self._log_once("exporter.shutdown", "contextcompany: an exporter failed to shut down")
+                self._once.error("exporter.shutdown", "contextcompany: an exporter failed to shut down")
 
     def stats(self) -> Stats:
         with self._lock:

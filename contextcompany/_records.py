@@ -25,7 +25,6 @@ wrong.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
@@ -45,6 +44,8 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _checks as checks
 from . import _config, _content, _ids, _processor
+from . import _diag as diag
+from . import _forksafe as forksafe
 from . import _messages as messages
 from . import _semconv as sc
 from ._lifetimes import Reaper
@@ -164,8 +165,7 @@ def _forget_inherited_records() -> None:
     _orphans.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_inherited_records)
+forksafe.after_fork(_forget_inherited_records, forksafe.Phase.STATE)
 
 
 def _end_collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
@@ -180,16 +180,6 @@ def _end_collected(span: trace.Span, children: dict[_Record, None] | None, kind:
 def _collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
     # Runs inside the garbage collector, maybe while this thread holds a lock: defer, take no lock.
     _reaper.defer(lambda: _end_collected(span, children, kind))
-
-
-_logged: set[str] = set()
-
-
-def _log_once(key: str, message: str, *args: object) -> None:
-    """An internal error, with its traceback, once per kind: it must never reach the application."""
-    if key not in _logged:
-        _logged.add(key)
-        logger.exception(message, *args)
 
 
 def _describe(exc: BaseException) -> str:
@@ -308,7 +298,9 @@ class _Record:
                 router.route(self._span, self._dest)
         except Exception:
             # A sampler or span processor of the service raised: the application must not see it.
-            _log_once("start", "contextcompany: starting the %s span failed; it is not recorded", self._kind)
+            diag.error_once(
+                "start", "contextcompany: starting the %s span failed; it is not recorded", self._kind
+            )
             self._span = trace.INVALID_SPAN
 
     def _adopt(self, owner: Run | None) -> None:
@@ -411,7 +403,9 @@ class _Record:
             )
             name = self._name()
         except Exception:
-            _log_once("build", "contextcompany: building the %s span failed; it is sent as it is", self._kind)
+            diag.error_once(
+                "build", "contextcompany: building the %s span failed; it is sent as it is", self._kind
+            )
             attributes, name = {}, None
         # A deferred span starts now with everything at once; a started one gets the rest written.
         started = self._start_deferred(attributes, name)
@@ -425,7 +419,7 @@ class _Record:
                 description = self._status_message if self._status is StatusCode.ERROR else None
                 span.set_status(self._status, _content.fit(description, policy.value_limit))
         except Exception:
-            _log_once(
+            diag.error_once(
                 "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._kind
             )
         end_ns = self._end_ns
@@ -435,7 +429,7 @@ class _Record:
             span.end(end_time=end_ns)
         except Exception:
             # A span processor of the service raised on end: the application must not see it.
-            _log_once("end", "contextcompany: a span processor failed to end the %s span", self._kind)
+            diag.error_once("end", "contextcompany: a span processor failed to end the %s span", self._kind)
         owner = self._owner() if self._owner is not None else None
         if owner is not None:
             owner._children.pop(self, None)
@@ -1204,5 +1198,5 @@ def submit_feedback(
             router.route(span, dest)
         span.end()
     except Exception:
-        _log_once("feedback", "contextcompany: recording feedback failed")
+        diag.error_once("feedback", "contextcompany: recording feedback failed")
     return True

@@ -9,7 +9,6 @@ alternation, so a clean message costs a single regex scan.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Final
 
@@ -54,20 +53,3 @@ def redact(text: str) -> str:
     'https://bob:[REDACTED]@db.internal/x'
     """
     return _SECRET.sub(_replace, text)
-
-
-class RedactingFilter(logging.Filter):
-    """Redacts every line tcc logs, tracebacks included: a secret in an error message from a
-    collector, an exception or a status must not reach the application's logs either."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        return True
-
-
-logging.getLogger("contextcompany").addFilter(RedactingFilter())

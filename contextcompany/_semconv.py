@@ -24,6 +24,10 @@ USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
 USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
 USAGE_CACHE_READ_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
 USAGE_CACHE_CREATION_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+# The same count under the name opentelemetry-util-genai and the anthropic SDK send; the installed
+# semantic-conventions package does not define it yet. Both are read (_usage); these are written:
+USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+USAGE_CACHE_WRITE_KEYS: Final = (USAGE_CACHE_CREATION_INPUT_TOKENS,)
 USAGE_REASONING_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
 RESPONSE_FINISH_REASONS: Final = _g.GEN_AI_RESPONSE_FINISH_REASONS
 TOOL_DEFINITIONS: Final = _g.GEN_AI_TOOL_DEFINITIONS

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 
 import contextcompany as tcc
-from contextcompany import _config, _records
+from contextcompany import _config, _diag
 
 from .collector import Child, CollectorRequest, FaultyCollector, no_thread_leak, spawn
 
@@ -630,7 +630,7 @@ def test_a_raising_sampler_or_host_processor_never_reaches_the_caller(
     """tcc's spans go through the service's provider (drop-in), whose sampler or span processor raises on
     every span: no exception reaches the application, whatever it records, and each kind of failure is
     logged once, not once per span."""
-    monkeypatch.setattr(_records, "_logged", set())
+    monkeypatch.setattr(_diag, "_process", _diag.Once())
     exporter = InMemorySpanExporter()
     provider = TracerProvider(
         sampler=RaisingSampler() if where == "sampler" else None, shutdown_on_exit=False

@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 import contextcompany as tcc
-from contextcompany import _config, _content, _records
+from contextcompany import _config, _diag
 from contextcompany._processor import SpanProcessor
 from contextcompany.dev import OTLPReceiver, ReceivedSpan
 from tests.conftest import Captured
@@ -114,7 +114,7 @@ def restored_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """configure(capture_content=, mask=) change _config.settings: put it back. The mask warning is once per
     process: start with a clean slate (restored too)."""
     saved = dataclasses.replace(_config.settings)
-    monkeypatch.setattr(_content, "_warned", set())
+    monkeypatch.setattr(_diag, "_process", _diag.Once())
     try:
         yield
     finally:
@@ -338,7 +338,7 @@ def test_internal_error_tracebacks_are_redacted(
     """tcc logs an internal error with its traceback (a span processor of the service failed): the
     traceback is redacted too."""
     carrier, secret = EXAMPLES[shape]
-    monkeypatch.setattr(_records, "_logged", set())  # tcc logs each internal error once per process
+    monkeypatch.setattr(_diag, "_process", _diag.Once())  # tcc logs each internal error once per process
     captured.provider.add_span_processor(RaisingProcessor(f"processor crashed near {carrier} !"))
     with log_lines() as logs:
         tcc.run().prompt("q").end()
