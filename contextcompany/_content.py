@@ -39,8 +39,8 @@ from . import _semconv as sc
 logger = logging.getLogger("contextcompany")
 
 DEFAULT_VALUE_LIMIT: Final = 262_144
-WITHHELD: Final = "tcc.content.withheld"
-TRUNCATED_PREFIX: Final = "tcc.truncated."
+WITHHELD: Final = sc.CONTENT_WITHHELD
+TRUNCATED_PREFIX: Final = sc.TRUNCATED_PREFIX
 # The GenAI message format: these keys of a message and of its parts say how it is built, not what it
 # says, and are never masked. Everything deeper (a tool call's arguments, a response) is the user's.
 _MESSAGES: Final = frozenset({sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.SYSTEM_INSTRUCTIONS})

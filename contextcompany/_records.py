@@ -57,10 +57,10 @@ FeedbackScore = Literal["thumbs_up", "thumbs_down"]
 FEEDBACK_SCORES: Final = {"thumbs_up": 1.0, "thumbs_down": -1.0}
 FEEDBACK_TEXT_MAX: Final = 2000
 
-ERROR_TIMEOUT: Final = "tcc.timeout"
-ERROR_PARENT_ENDED: Final = "tcc.parent_ended"
-ERROR_ABANDONED: Final = "tcc.abandoned"
-ERROR_PROCESS_EXIT: Final = "tcc.process_exit"
+ERROR_TIMEOUT: Final = sc.ERROR_TYPE_TIMEOUT
+ERROR_PARENT_ENDED: Final = sc.ERROR_TYPE_PARENT_ENDED
+ERROR_ABANDONED: Final = sc.ERROR_TYPE_ABANDONED
+ERROR_PROCESS_EXIT: Final = sc.ERROR_TYPE_PROCESS_EXIT
 
 
 # --- what this process knows about runs ---------------------------------------------------------------

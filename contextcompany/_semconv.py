@@ -76,10 +76,69 @@ RUN_UNPRICED_CALLS: Final = "tcc.run.unpriced_llm_calls"
 # User feedback is recorded as a GenAI evaluation of the run, named this:
 FEEDBACK_EVALUATION_NAME: Final = "user_feedback"
 FEEDBACK_SPAN_NAME: Final = "feedback"
+# The content policy: which content attributes it withheld, and the original length of a cut value.
+CONTENT_WITHHELD: Final = "tcc.content.withheld"
+TRUNCATED_PREFIX: Final = "tcc.truncated."
 # error.type for a step the span processor had to mark failed because prompt or response was missing
 ERROR_TYPE_INCOMPLETE_STEP: Final = "tcc.incomplete_step"
+# error.type for a record tcc ended itself, and why
+ERROR_TYPE_TIMEOUT: Final = "tcc.timeout"
+ERROR_TYPE_PARENT_ENDED: Final = "tcc.parent_ended"
+ERROR_TYPE_ABANDONED: Final = "tcc.abandoned"
+ERROR_TYPE_PROCESS_EXIT: Final = "tcc.process_exit"
 
 INSTRUMENTATION_NAME: Final = "contextcompany"
+
+# Every attribute key tcc writes or reads (a prefix ends with "."). docs/attributes.md documents each.
+ATTRIBUTES: Final = frozenset(
+    {
+        OPERATION_NAME,
+        PROVIDER_NAME,
+        SYSTEM,
+        REQUEST_MODEL,
+        RESPONSE_MODEL,
+        USAGE_INPUT_TOKENS,
+        USAGE_OUTPUT_TOKENS,
+        USAGE_CACHE_READ_INPUT_TOKENS,
+        USAGE_CACHE_CREATION_INPUT_TOKENS,
+        USAGE_CACHE_WRITE_INPUT_TOKENS,
+        USAGE_REASONING_OUTPUT_TOKENS,
+        RESPONSE_FINISH_REASONS,
+        TOOL_DEFINITIONS,
+        INPUT_MESSAGES,
+        OUTPUT_MESSAGES,
+        SYSTEM_INSTRUCTIONS,
+        CONVERSATION_ID,
+        AGENT_NAME,
+        TOOL_NAME,
+        TOOL_CALL_ID,
+        TOOL_CALL_ARGUMENTS,
+        TOOL_CALL_RESULT,
+        EVALUATION_NAME,
+        EVALUATION_SCORE_LABEL,
+        EVALUATION_SCORE_VALUE,
+        EVALUATION_EXPLANATION,
+        ERROR_TYPE,
+        RUN_ID,
+        STEP_ID,
+        CONVERSATIONAL,
+        METADATA_PREFIX,
+        RUN_FULL_INPUT,
+        RUN_FULL_OUTPUT,
+        COST_USD,
+        COST_SOURCE,
+        RUN_INPUT_TOKENS,
+        RUN_CACHE_READ_TOKENS,
+        RUN_CACHE_CREATION_TOKENS,
+        RUN_OUTPUT_TOKENS,
+        RUN_REASONING_TOKENS,
+        RUN_COST_USD,
+        RUN_LLM_CALLS,
+        RUN_UNPRICED_CALLS,
+        CONTENT_WITHHELD,
+        TRUNCATED_PREFIX,
+    }
+)
 
 
 # --- The GenAI message format -------------------------------------------------------------------
