@@ -6,6 +6,8 @@ it. The sections (each a function in a module of bench/; see harness.py for the 
 
 - llm-call (section_step.py): one recorded LLM call, a tcc step against a raw span, caller thread and
   all threads; target at most 1.3x.
+- import (section_import.py): ``tcc.send_run`` of a complete run against raw spans carrying the same
+  attributes, CPU per span, all threads; target at most 1.3x.
 
 CPU is measured as the calling thread's (``time.thread_time``, the part the agent pays) and the whole
 process's (``time.process_time``) from the first unit until the flush that exported the round. Ratios
@@ -22,10 +24,12 @@ import sys
 from collections.abc import Callable
 
 from harness import Report, Settings, start_sink
+from section_import import post_hoc_import
 from section_step import llm_call
 
 SECTIONS: dict[str, Callable[[Settings], Report]] = {
     "llm-call": llm_call,
+    "import": post_hoc_import,
 }
 
 

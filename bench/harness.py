@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,22 @@ def start_sink() -> tuple[subprocess.Popen[str], str]:
     assert sink.stdout is not None
     port = sink.stdout.readline().strip()
     return sink, f"http://127.0.0.1:{port}"
+
+
+def capture(endpoint: str, send: Callable[[], None]) -> list[bytes]:
+    """The OTLP request bodies the sink received while ``send()`` ran (it must flush what it sends)."""
+    start = urllib.request.Request(endpoint + "/capture", data=b"", method="POST")
+    with urllib.request.urlopen(start, timeout=30) as response:
+        response.read()
+    send()
+    with urllib.request.urlopen(endpoint + "/captured", timeout=30) as response:
+        data = response.read()
+    bodies, at = [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        bodies.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return bodies
 
 
 def _nothing(n: int) -> None:
