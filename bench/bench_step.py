@@ -8,6 +8,8 @@ it. The sections (each a function in a module of bench/; see harness.py for the 
   all threads; target at most 1.3x.
 - import (section_import.py): ``tcc.send_run`` of a complete run against raw spans carrying the same
   attributes, CPU per span, all threads; target at most 1.3x.
+- long-prompt (section_end.py): ``end()`` of a step with a 1 MB and a 10 MB prompt against a short
+  prompt, caller thread; target at most 2x.
 
 CPU is measured as the calling thread's (``time.thread_time``, the part the agent pays) and the whole
 process's (``time.process_time``) from the first unit until the flush that exported the round. Ratios
@@ -24,12 +26,14 @@ import sys
 from collections.abc import Callable
 
 from harness import Report, Settings, start_sink
+from section_end import long_prompt_end
 from section_import import post_hoc_import
 from section_step import llm_call
 
 SECTIONS: dict[str, Callable[[Settings], Report]] = {
     "llm-call": llm_call,
     "import": post_hoc_import,
+    "long-prompt": long_prompt_end,
 }
 
 
