@@ -51,6 +51,13 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """The dev command's default database goes under the test's own directory, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     with socket.socket() as sock:
@@ -257,7 +264,10 @@ def test_import_reports_the_first_50_rejections(
 def test_import_unreadable_file(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.jsonl"
     assert main(["import", str(missing)]) == 2
-    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
+    assert (
+        capsys.readouterr().err
+        == f"contextcompany import: error: cannot read {missing}: No such file or directory\n"
+    )
     assert main(["import", str(tmp_path)]) == 2
     assert "Is a directory" in capsys.readouterr().err
 
