@@ -106,8 +106,10 @@ class Viewer:
         return self._text(404, "not found\n")
 
     def _api(self, route: str, query: dict[str, str]) -> WebResponse:
+        # Read before the query: a change that lands during it makes the page's next poll fetch again.
+        version = self.store.version
         if route == "version":
-            return self._json({"version": self.store.version, "runs": self.store.run_count})
+            return self._json({"version": version, "runs": self.store.run_count})
         if route == "runs":
             try:
                 before = int(query["before"]) if query.get("before") else None
@@ -125,19 +127,19 @@ class Viewer:
                     before=before,
                 )
             )
-            return self._json({"version": self.store.version, "runs": runs})
+            return self._json({"version": version, "runs": runs})
         if route.startswith("runs/"):
             detail = self.store.run(unquote(route[len("runs/") :]))
             if detail is None:
                 return self._json(
                     {"error": "no such run (it may have been dropped by --max-runs)"}, status=404
                 )
-            return self._json(detail)
+            return self._json({**detail, "version": version})
         if route.startswith("sessions/"):
             session = self.store.session(unquote(route[len("sessions/") :]))
             if session is None:
                 return self._json({"error": "no stored run has this session"}, status=404)
-            return self._json(session)
+            return self._json({**session, "version": version})
         if route == "facets":
             return self._json(self.store.facets())
         if route == "metrics":

@@ -43,7 +43,7 @@ class UpstreamTimeoutError(Exception):
 
 def plan_trip(city: str, session_id: str) -> str:
     question = f"Plan a day trip from the capital to {city}."
-    run = tcc.run(session_id=session_id)
+    run = tcc.run(session_id=session_id, name="trip_planner")
     run.prompt(question, system_prompt=SYSTEM)
     run.metadata(app="contextcompany-demo", destination=city)
 

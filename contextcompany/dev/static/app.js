@@ -96,10 +96,11 @@
     return data;
   }
 
+  // The store's version the page shows; every answer carries the version it was read at.
+  let shownVersion = null;
   let pollTimer = null;
   function poll(fn) {
     if (pollTimer) clearInterval(pollTimer);
-    let lastVersion = null;
     let busy = false;
     pollTimer = setInterval(async () => {
       if (busy) return;
@@ -107,8 +108,7 @@
       try {
         const { version } = await getJSON("/api/version");
         live.classList.remove("off");
-        if (lastVersion !== null && version !== lastVersion) await fn();
-        lastVersion = version;
+        if (version !== shownVersion) await fn();
       } catch (e) {
         live.classList.add("off"); // the dev server stopped: keep what is shown
       } finally {
@@ -137,6 +137,7 @@
 
   const FILTERS = ["q", "status", "agent", "model", "session"];
 
+  // [title, class, group]: the four token columns sit under one "Tokens" heading.
   function runColumns() {
     return [
       ["Start", "start"],
@@ -144,17 +145,36 @@
       ["Agent", "agent"],
       ["Prompt", "prompt"],
       ["Steps", "num"],
-      ["LLM", "num"],
-      ["Tools", "num"],
-      ["In", "num"],
-      ["Cached", "num"],
-      ["Cache write", "num"],
-      ["Out", "num"],
+      ["LLM", "num", null, "LLM calls"],
+      ["Tools", "num", null, "tool calls"],
+      ["In", "num", "Tokens", "input tokens (cached and cache writes included)"],
+      ["Cached", "num", "Tokens", "input tokens read from a cache"],
+      ["Write", "num", "Tokens", "input tokens written to a cache"],
+      ["Out", "num", "Tokens", "output tokens"],
       ["Cost", "num"],
       ["Duration", "num"],
-      ["Models", "models"],
       ["Session", "session"],
+      ["Models", "models"],
     ];
+  }
+
+  function runsHead() {
+    const columns = runColumns();
+    const top = [];
+    const bottom = [];
+    for (let i = 0; i < columns.length; i++) {
+      const [title, cls, group, tip] = columns[i];
+      if (!group) {
+        top.push(el("th." + cls, { rowspan: 2, title: tip || null }, title));
+        continue;
+      }
+      if (i === 0 || columns[i - 1][2] !== group) {
+        const span = columns.filter((c) => c[2] === group).length;
+        top.push(el("th.group", { colspan: span }, group));
+      }
+      bottom.push(el("th." + cls, { title: tip || null }, title));
+    }
+    return el("thead", el("tr", top), el("tr", bottom));
   }
 
   function runRow(run, fresh) {
@@ -186,8 +206,8 @@
       el("td.num", tokens(u.output)),
       el("td.num.cost", cost(run.cost), run.unpriced ? el("span.warn", { title: `${run.unpriced} LLM call(s) without a price` }, " +?") : null),
       el("td.num", duration(run.duration_ms)),
-      el("td.models", run.models.join(", ")),
-      el("td.session", run.session ? link("/sessions/" + encodeURIComponent(run.session), run.session) : "")
+      el("td.session", run.session ? link("/sessions/" + encodeURIComponent(run.session), run.session) : ""),
+      el("td.models", { title: run.models.join(", ") }, run.models.join(", "))
     );
     row.addEventListener("click", (event) => {
       if (event.target.closest("a") || window.getSelection().toString()) return;
@@ -199,7 +219,7 @@
   function runsTable(runs, fresh) {
     return el(
       "table.runs",
-      el("thead", el("tr", runColumns().map(([title, cls]) => el("th." + cls, title)))),
+      runsHead(),
       el(
         "tbody",
         runs.map((run) => runRow(run, fresh && fresh.has(run.run_id)))
@@ -270,6 +290,7 @@
 
     async function load() {
       const data = await getJSON(query());
+      shownVersion = data.version;
       const fresh = new Set(known.size ? data.runs.filter((r) => !known.has(r.run_id)).map((r) => r.run_id) : []);
       // Keep older pages the user loaded; the first page is replaced by the newest.
       const firstIds = new Set(data.runs.map((r) => r.run_id));
@@ -637,6 +658,7 @@
     let data;
     try {
       data = await getJSON("/api/runs/" + encodeURIComponent(runId));
+      shownVersion = data.version;
     } catch (e) {
       clear(main);
       main.appendChild(el("div.empty", `Run ${runId}: ${e.message}`));
@@ -673,6 +695,7 @@
     render(data);
     poll(async () => {
       const fresh = await getJSON("/api/runs/" + encodeURIComponent(runId));
+      shownVersion = fresh.version;
       if (JSON.stringify([fresh.spans.length, fresh.run.feedback, fresh.run.cost]) !== signature) render(fresh);
     });
   }
@@ -686,6 +709,7 @@
       let data;
       try {
         data = await getJSON("/api/sessions/" + encodeURIComponent(sessionId));
+        shownVersion = data.version;
       } catch (e) {
         clear(main);
         main.appendChild(el("div.empty", `Session ${sessionId}: ${e.message}`));
