@@ -127,7 +127,12 @@ def run_agent(url: str, code: str = AGENT, *args: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TCC_"))}
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
     result = subprocess.run(
-        [sys.executable, *(args or ("-c", code))], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, *(args or ("-c", code))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
