@@ -288,12 +288,38 @@ class SpanStore:
             conn = self._conn
             with conn:  # one transaction per request: 2,000 spans a second is 2,000 rows, not commits
                 rows = []
+                # This request's spans, decoded already: a summary reads them instead of the database.
+                fresh: dict[tuple[str, str], StoredSpan] = {}
+                last_resource: Any = None
+                resource_id = 0
                 run_traces: dict[str, None] = {}
                 other_traces: dict[str, None] = {}
                 feedback_runs: dict[str, None] = {}
                 for span in spans:
                     attributes = span.attributes
                     run_id = attributes.get(sc.RUN_ID)
+                    # A request's spans share their process's resource: compared, not re-encoded.
+                    if last_resource is None or span.resource != last_resource:
+                        last_resource, resource_id = span.resource, self._resource_id(conn, span.resource)
+                    events = [
+                        {"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": e.attributes}
+                        for e in span.events
+                    ]
+                    fresh[(span.trace_id, span.span_id)] = StoredSpan(
+                        trace_id=span.trace_id,
+                        span_id=span.span_id,
+                        parent_id=span.parent_span_id,
+                        name=span.name,
+                        kind=span.kind,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        status_code=span.status_code,
+                        status_message=span.status_message,
+                        scope=span.scope_name,
+                        attributes=attributes,
+                        events=events,
+                        resource=span.resource,
+                    )
                     rows.append(
                         (
                             span.trace_id,
@@ -307,18 +333,9 @@ class SpanStore:
                             span.status_code,
                             span.status_message,
                             span.scope_name,
-                            self._resource_id(conn, span.resource),
+                            resource_id,
                             to_json(attributes),
-                            to_json(
-                                [
-                                    {
-                                        "name": e.name,
-                                        "time_unix_nano": e.time_unix_nano,
-                                        "attributes": e.attributes,
-                                    }
-                                    for e in span.events
-                                ]
-                            ),
+                            to_json(events) if events else "[]",
                         )
                     )
                     kind = span_kind(span.name, attributes)
@@ -349,7 +366,7 @@ class SpanStore:
                         run_traces[trace_id] = None
                 changed = False
                 for trace_id in run_traces:
-                    changed = self._summarise_trace(conn, trace_id) or changed
+                    changed = self._summarise_trace(conn, trace_id, fresh) or changed
                 if self._run_count > self._max_runs:
                     self._drop_oldest_runs(conn, self._run_count - self._max_runs)
                     changed = True
@@ -370,8 +387,10 @@ class SpanStore:
             self._resources[body] = rid
         return rid
 
-    def _summarise_trace(self, conn: sqlite3.Connection, trace_id: str) -> bool:
-        spans = _load(conn, "WHERE s.trace_id = ?", (trace_id,))
+    def _summarise_trace(
+        self, conn: sqlite3.Connection, trace_id: str, fresh: dict[tuple[str, str], StoredSpan]
+    ) -> bool:
+        spans = _load(conn, "WHERE s.trace_id = ?", (trace_id,), fresh)
         runs = [s for s in spans if span_kind(s.name, s.attributes) == "run"]
         if not runs:
             return False
@@ -584,7 +603,13 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[i : i + _IN_CHUNK]
 
 
-def _load(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[StoredSpan]:
+def _load(
+    conn: sqlite3.Connection,
+    where: str,
+    params: tuple[Any, ...],
+    fresh: dict[tuple[str, str], StoredSpan] | None = None,
+) -> list[StoredSpan]:
+    """The spans ``where`` selects; those in ``fresh`` (just received) are taken as they are."""
     resources: dict[int, Any] = {}
     out: list[StoredSpan] = []
     rows = conn.execute(
@@ -593,6 +618,11 @@ def _load(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list
         params,
     ).fetchall()
     for row in rows:
+        if fresh is not None:
+            known = fresh.get((row[0], row[1]))
+            if known is not None:
+                out.append(known)
+                continue
         rid = row[10]
         if rid not in resources:
             body = conn.execute("SELECT body FROM resources WHERE id = ?", (rid,)).fetchone()

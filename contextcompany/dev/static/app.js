@@ -238,17 +238,29 @@
     return node;
   }
 
+  const PAGE = 100;
+
+  function queryFor(state, before) {
+    const q = new URLSearchParams();
+    for (const key of FILTERS) if (state[key]) q.set(key, state[key]);
+    if (before) q.set("before", before);
+    q.set("limit", String(PAGE));
+    return "/api/runs?" + q.toString();
+  }
+
   async function runsPage() {
     document.title = "Runs · contextcompany dev";
     setCrumbs(el("span", "Runs"));
     const params = new URLSearchParams(location.search);
     const state = {};
     for (const key of FILTERS) state[key] = params.get(key) || "";
+    // Both requests at once: the list does not wait for the filters' values.
+    const firstPage = getJSON(queryFor(state));
     let facets = { agents: [], models: [], sessions: [] };
     try {
       facets = await getJSON("/api/facets");
     } catch (e) {
-      /* the filters still work as free text in the URL */
+      /* the filters still work from the URL */
     }
 
     const search = el("input.search", {
@@ -278,18 +290,11 @@
 
     let shown = [];
     let known = new Set();
-    const PAGE = 100;
 
-    function query(before) {
-      const q = new URLSearchParams();
-      for (const key of FILTERS) if (state[key]) q.set(key, state[key]);
-      if (before) q.set("before", before);
-      q.set("limit", String(PAGE));
-      return "/api/runs?" + q.toString();
-    }
+    const query = (before) => queryFor(state, before);
 
-    async function load() {
-      const data = await getJSON(query());
+    async function load(pending) {
+      const data = await (pending || getJSON(query()));
       shownVersion = data.version;
       const fresh = new Set(known.size ? data.runs.filter((r) => !known.has(r.run_id)).map((r) => r.run_id) : []);
       // Keep older pages the user loaded; the first page is replaced by the newest.
@@ -351,14 +356,15 @@
       clearTimeout(typing);
       typing = setTimeout(apply, 200);
     });
-    for (const control of [status, agent, model, session]) control.addEventListener("change", apply);
+    for (const control of [status, agent, model, session]) control.addEventListener("change", () => apply());
     clearButton.addEventListener("click", () => {
       search.value = "";
       for (const control of [status, agent, model, session]) control.value = "";
       apply();
     });
 
-    await load();
+    await load(firstPage);
+    performance.mark("tcc:runs-drawn"); // read by bench/bench_viewer.py
     poll(load);
   }
 
@@ -421,6 +427,19 @@
       return el("div.msgs", value.map(renderMessage));
     }
     return jsonBlock(value);
+  }
+
+  // A <details> whose content is built the first time it is opened: a 200-step run has 400 of them.
+  function lazyDetails(cls, summary, build) {
+    const node = el("details" + cls, el("summary" + (cls === ".section" ? ".section-title" : ""), summary));
+    let built = false;
+    node.addEventListener("toggle", () => {
+      if (node.open && !built) {
+        built = true;
+        append(node, [build()]);
+      }
+    });
+    return node;
   }
 
   function section(title, ...content) {
@@ -569,7 +588,7 @@
       body.push(section(reasons ? `Output · ${reasons}` : "Output", renderMessages(span.output)));
       if (span.tool_definitions !== null && span.tool_definitions !== undefined) {
         const count = Array.isArray(span.tool_definitions) ? ` (${span.tool_definitions.length})` : "";
-        body.push(el("details.section", el("summary.section-title", "Tool definitions" + count), jsonBlock(span.tool_definitions)));
+        body.push(lazyDetails(".section", "Tool definitions" + count, () => jsonBlock(span.tool_definitions)));
       }
     }
     if (span.tool) {
@@ -590,23 +609,27 @@
         ])
       );
     }
-    const details = keyValues([
-      ["span", span.name],
-      ["scope", span.scope],
-      ["service", span.service],
-      ["step id", span.step_id],
-      ["tool call id", span.tool && span.tool.call_id],
-      ["provider", span.provider],
-      ["withheld", span.withheld],
-      ["truncated", Object.keys(span.truncated || {}).length ? span.truncated : null],
-    ]);
+    const attrCount = Object.keys(span.attributes).length;
     body.push(
-      el(
-        "details.attrs",
-        el("summary", `All attributes (${Object.keys(span.attributes).length})` + (span.events.length ? ` and events (${span.events.length})` : "")),
-        details,
-        keyValues(Object.entries(span.attributes).sort(([a], [b]) => a.localeCompare(b)), "raw"),
-        span.events.length ? keyValues(span.events.map((e) => [`${e.name} +${duration(e.time_us / 1000)}`, e.attributes]), "raw") : null
+      lazyDetails(
+        ".attrs",
+        `All attributes (${attrCount})` + (span.events.length ? ` and events (${span.events.length})` : ""),
+        () =>
+          el(
+            "div",
+            keyValues([
+              ["span", span.name],
+              ["scope", span.scope],
+              ["service", span.service],
+              ["step id", span.step_id],
+              ["tool call id", span.tool && span.tool.call_id],
+              ["provider", span.provider],
+              ["withheld", span.withheld],
+              ["truncated", Object.keys(span.truncated || {}).length ? span.truncated : null],
+            ]),
+            keyValues(Object.entries(span.attributes).sort(([a], [b]) => a.localeCompare(b)), "raw"),
+            span.events.length ? keyValues(span.events.map((e) => [`${e.name} +${duration(e.time_us / 1000)}`, e.attributes]), "raw") : null
+          )
       )
     );
     return el(
@@ -659,6 +682,7 @@
     try {
       data = await getJSON("/api/runs/" + encodeURIComponent(runId));
       shownVersion = data.version;
+      performance.mark("tcc:run-fetched"); // read by bench/bench_viewer.py
     } catch (e) {
       clear(main);
       main.appendChild(el("div.empty", `Run ${runId}: ${e.message}`));
@@ -688,11 +712,14 @@
           waterfall(ordered, total)
         ),
         el("div.cards", ordered.slice(1).map(({ span, depth }) => spanCard(span, depth - 1))),
-        el("details.attrs.run-attrs", el("summary", "Run span attributes"), keyValues(Object.entries(root.attributes).sort(([a], [b]) => a.localeCompare(b)), "raw")),
+        lazyDetails(".attrs.run-attrs", "Run span attributes", () =>
+          keyValues(Object.entries(root.attributes).sort(([a], [b]) => a.localeCompare(b)), "raw")
+        ),
       ]);
       window.scrollTo(0, scroll);
     }
     render(data);
+    performance.mark("tcc:run-drawn");
     poll(async () => {
       const fresh = await getJSON("/api/runs/" + encodeURIComponent(runId));
       shownVersion = fresh.version;
