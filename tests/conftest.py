@@ -9,9 +9,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from contextcompany import _config
+from contextcompany import _pipeline
 from contextcompany._ids import OwnRandomIds, RunIdGenerator
-from contextcompany._processor import SpanProcessor
+from contextcompany._export import SpanProcessor
 
 
 @dataclass
@@ -42,12 +42,12 @@ def captured() -> Iterator[Captured]:
     processor = SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=100_000)
     provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
     provider.add_span_processor(processor)
-    pipeline = _config.Pipeline(
+    pipeline = _pipeline.Pipeline(
         tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
     )
-    previous = _config.install(pipeline)
+    previous = _pipeline.install(pipeline)
     try:
         yield Captured(exporter, processor, provider)
     finally:
-        _config.install(previous)
+        _pipeline.install(previous)
         provider.shutdown()

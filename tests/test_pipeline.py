@@ -25,7 +25,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util._once import Once
 
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _destinations, _pipeline, _settings
 
 
 def run_python(
@@ -71,23 +71,23 @@ def test_import_does_no_io_and_starts_no_thread() -> None:
 def fresh_pipeline() -> Iterator[None]:
     """tcc sets itself up again on the next record, from defaults; the global provider is unset and
     configure() forgotten (test-only reset, restored afterwards)."""
-    saved = (_config._pipeline, _config._config, dataclasses.replace(_config.settings))
+    saved = (_pipeline._pipeline, _settings.config, dataclasses.replace(_settings.settings))
     saved_global = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
-    _config.reset_for_tests()
+    _pipeline.reset_for_tests()
     trace._TRACER_PROVIDER = None
     trace._TRACER_PROVIDER_SET_ONCE = Once()
     try:
         yield
     finally:
-        pipeline = _config._pipeline
+        pipeline = _pipeline._pipeline
         if pipeline is not None:
             for own in pipeline.owned_pipelines():
                 if own.processor is not None:
                     own.processor.shutdown(timeout_millis=100)  # its collector may not exist
-        _config._pipeline, _config._config, settings = saved
-        _config.settings.run_timeout = settings.run_timeout
-        _config.settings.capture_content = settings.capture_content
-        _config.settings.mask = settings.mask
+        _pipeline._pipeline, _settings.config, settings = saved
+        _settings.settings.run_timeout = settings.run_timeout
+        _settings.settings.capture_content = settings.capture_content
+        _settings.settings.mask = settings.mask
         trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved_global
 
 
@@ -105,7 +105,7 @@ def test_sdk_disabled_still_validates_and_sends_nothing(
     with pytest.raises(RuntimeError):
         s.end()
     r.prompt("q").end()
-    pipeline = _config.get()
+    pipeline = _pipeline.get()
     assert isinstance(pipeline.tracer, trace.NoOpTracer)
     assert pipeline.processor is None and tcc.stats() == tcc.Stats(0, 0, 0, 0, 0, None)
     assert tcc.flush() is True
@@ -127,7 +127,7 @@ def test_drop_in_uses_the_services_provider(fresh_pipeline: None) -> None:
     assert run.parent is not None and run.parent.span_id == request.get_span_context().span_id
     assert step.parent is not None and step.parent.span_id == run.context.span_id
     assert {s.context.trace_id for s in spans} == {request.get_span_context().trace_id}
-    assert _config.get().provider is provider and not _config.get().owned
+    assert _pipeline.get().provider is provider and not _pipeline.get().owned
     assert "tcc.cost.usd" not in (step.attributes or {})  # no tcc processor in this service's pipeline
     assert tcc.flush() is True
     tcc.shutdown()  # must not shut the service's provider down
@@ -187,10 +187,10 @@ def test_flush_is_bounded_with_a_host_provider_that_hangs(fresh_pipeline: None) 
 
 
 def test_traces_endpoint() -> None:
-    assert _config.traces_endpoint("http://c:4318") == "http://c:4318/v1/traces"
-    assert _config.traces_endpoint("http://c:4318/") == "http://c:4318/v1/traces"
-    assert _config.traces_endpoint("https://c/otlp/v1/traces") == "https://c/otlp/v1/traces"
-    assert _config.traces_endpoint("https://c/otlp") == "https://c/otlp/v1/traces"
+    assert _destinations.traces_endpoint("http://c:4318") == "http://c:4318/v1/traces"
+    assert _destinations.traces_endpoint("http://c:4318/") == "http://c:4318/v1/traces"
+    assert _destinations.traces_endpoint("https://c/otlp/v1/traces") == "https://c/otlp/v1/traces"
+    assert _destinations.traces_endpoint("https://c/otlp") == "https://c/otlp/v1/traces"
 
 
 def test_2_0_0_helpers_are_still_exported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,18 +217,18 @@ def test_records_with_their_own_destination_are_routed_with_their_children(fresh
         made.append(dest)
         return elsewhere
 
-    from contextcompany._processor import SpanProcessor
+    from contextcompany._export import SpanProcessor
 
     processor = SpanProcessor(default, exporter_for=exporter_for)  # type: ignore[arg-type]
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
-    _config.install(
-        _config.Pipeline(
+    _pipeline.install(
+        _pipeline.Pipeline(
             tracer=provider.get_tracer("contextcompany"),
             provider=provider,
             processor=processor,
             owned=True,
-            default=_config._default_destination(_config._config),
+            default=_destinations.default_destination(_settings.config),
         )
     )
     routed = tcc.run(api_key="tenant-key", tcc_url="https://tenant.example.com")
@@ -247,7 +247,7 @@ def test_records_with_their_own_destination_are_routed_with_their_children(fresh
         "invoke_agent",
     ]
     assert [s.name for s in default.get_finished_spans()] == ["invoke_agent"]
-    assert made == [_config.Destination("https://tenant.example.com/v1/traces", "tenant-key")]  # created once
+    assert made == [_destinations.Destination("https://tenant.example.com/v1/traces", "tenant-key")]  # created once
     processor.shutdown()
 
 
@@ -262,7 +262,7 @@ def test_routed_records_leave_the_services_provider_alone(fresh_pipeline: None) 
         tcc.run().prompt("q").end()
     names = [s.name for s in exporter.get_finished_spans()]
     assert names == ["invoke_agent", "request"]  # the routed run went to tcc's own pipeline only
-    routing = _config.get().routing
+    routing = _pipeline.get().routing
     assert routing is not None and routing.processor is not None
     assert routed._span.parent is not None
     assert routed._span.parent.span_id == request.get_span_context().span_id  # still nested by ids
@@ -300,10 +300,10 @@ def test_insecure_http_can_be_allowed_explicitly(fresh_pipeline: None) -> None:
     r = tcc.run(api_key="k", tcc_url=url)
     r.prompt("q").end()
     # The run goes to that destination with that key, and the exporter made for it is a real one.
-    assert r._dest == _config.Destination(url + "/v1/traces", "k")
-    assert _config.insecure_reason(r._dest) is None
-    exporter = _config._exporter(r._dest, _config._config)
-    assert not isinstance(exporter, _config._Refusing)
+    assert r._dest == _destinations.Destination(url + "/v1/traces", "k")
+    assert _destinations.insecure_reason(r._dest) is None
+    exporter = _pipeline._exporter(r._dest, _settings.config)
+    assert not isinstance(exporter, _pipeline._Refusing)
     exporter.shutdown()
 
 
@@ -337,11 +337,11 @@ def test_configure_before_first_use_builds_the_pipeline(fresh_pipeline: None) ->
     tcc.configure(shutdown_timeout_millis=250)  # calls add up until the first record
     r = tcc.run()
     r.prompt("q").end()
-    pipeline = _config.get()
-    assert pipeline.default == _config.Destination("https://otel.example.com/v1/traces", "k1")
+    pipeline = _pipeline.get()
+    assert pipeline.default == _destinations.Destination("https://otel.example.com/v1/traces", "k1")
     assert isinstance(pipeline.provider, TracerProvider)
     assert pipeline.provider.resource.attributes["service.name"] == "support-bot"
-    assert pipeline.processor is not None and pipeline.processor._shutdown_timeout == 0.25
+    assert pipeline.processor is not None and pipeline.processor._batcher.shutdown_timeout == 0.25
     exporter = pipeline.processor._exporter._get()  # type: ignore[attr-defined]
     assert exporter._endpoint == "https://otel.example.com/v1/traces"
     assert [s.name for s in extra.get_finished_spans()] == ["invoke_agent"]
@@ -352,11 +352,11 @@ def test_configure_after_first_use_applies_or_raises_never_half(fresh_pipeline: 
     tcc.configure(service_name="a", endpoint="https://one.example.com")
     tcc.run().prompt("q").end()
     tcc.configure(service_name="a", run_timeout=5, capture_content=False)  # same structure: fine
-    assert _config.settings.run_timeout == 5 and _config.settings.capture_content is False
+    assert _settings.settings.run_timeout == 5 and _settings.settings.capture_content is False
     with pytest.raises(RuntimeError, match=r"configure\(endpoint=\.\.\.\) must come before the first run"):
         tcc.configure(endpoint="https://two.example.com", run_timeout=99)
-    assert _config.settings.run_timeout == 5  # nothing of the failed call applied
-    assert _config._config.endpoint == "https://one.example.com"
+    assert _settings.settings.run_timeout == 5  # nothing of the failed call applied
+    assert _settings.config.endpoint == "https://one.example.com"
 
 
 @pytest.mark.parametrize(
@@ -381,4 +381,4 @@ def test_configure_checks_every_argument(
     with pytest.raises(error) as info:
         tcc.configure(**kwargs)  # type: ignore[arg-type]
     assert names in str(info.value)
-    assert _config._config == _config.Config()
+    assert _settings.config == _settings.Config()
