@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contextcompany import _pipeline
-from contextcompany._ids import OwnRandomIds, RunIdGenerator
 from contextcompany._export import SpanProcessor
+from contextcompany._ids import OwnRandomIds, RunIdGenerator
 
 
 @dataclass

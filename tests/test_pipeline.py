@@ -247,7 +247,9 @@ def test_records_with_their_own_destination_are_routed_with_their_children(fresh
         "invoke_agent",
     ]
     assert [s.name for s in default.get_finished_spans()] == ["invoke_agent"]
-    assert made == [_destinations.Destination("https://tenant.example.com/v1/traces", "tenant-key")]  # created once
+    assert made == [
+        _destinations.Destination("https://tenant.example.com/v1/traces", "tenant-key")
+    ]  # created once
     processor.shutdown()
 
 

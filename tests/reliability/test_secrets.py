@@ -530,7 +530,13 @@ def test_repr_of_tcc_objects_never_shows_the_key(captured: Captured, no_env_dest
     with detached_config(), _pipeline.dry_run():
         tcc.configure(api_key=API_KEY, endpoint="https://collector.example.com")
         r = tcc.run(api_key=API_KEY, tcc_url="https://tenant.example.com")
-        texts = [repr(r), repr(r.step()), repr(r.tool_call("t")), repr(_settings.config), str(_settings.config)]
+        texts = [
+            repr(r),
+            repr(r.step()),
+            repr(r.tool_call("t")),
+            repr(_settings.config),
+            str(_settings.config),
+        ]
         texts.append(repr(_destinations.destination(API_KEY, "https://tenant.example.com", "tcc.run")))
     texts += [repr(tcc.stats()), repr(_pipeline._pipeline)]
     for text in texts:
