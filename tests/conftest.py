@@ -1,15 +1,18 @@
-"""Shared fixtures: a tcc pipeline that exports into the SDK's InMemorySpanExporter."""
+"""Shared fixtures: a tcc pipeline that exports into the SDK's InMemorySpanExporter, and a fresh one."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
-from contextcompany import _pipeline
+from contextcompany import _pipeline, _settings
 from contextcompany._export import SpanProcessor
 from contextcompany._ids import OwnRandomIds, RunIdGenerator
 
@@ -51,3 +54,27 @@ def captured() -> Iterator[Captured]:
     finally:
         _pipeline.install(previous)
         provider.shutdown()
+
+
+@pytest.fixture
+def fresh_pipeline() -> Iterator[None]:
+    """tcc sets itself up again on the next record, from defaults; the global provider is unset and
+    configure() forgotten (test-only reset, restored afterwards)."""
+    saved = (_pipeline._pipeline, _settings.config, dataclasses.replace(_settings.settings))
+    saved_global = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
+    _pipeline.reset_for_tests()
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    try:
+        yield
+    finally:
+        pipeline = _pipeline._pipeline
+        if pipeline is not None:
+            for own in pipeline.owned_pipelines():
+                if own.processor is not None:
+                    own.processor.shutdown(timeout_millis=100)  # its collector may not exist
+        _pipeline._pipeline, _settings.config, settings = saved
+        _settings.settings.run_timeout = settings.run_timeout
+        _settings.settings.capture_content = settings.capture_content
+        _settings.settings.mask = settings.mask
+        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved_global

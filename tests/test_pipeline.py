@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from opentelemetry import trace
@@ -22,7 +21,6 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from opentelemetry.util._once import Once
 
 import contextcompany as tcc
 from contextcompany import _destinations, _pipeline, _settings
@@ -65,30 +63,6 @@ def test_import_does_no_io_and_starts_no_thread() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
-
-
-@pytest.fixture
-def fresh_pipeline() -> Iterator[None]:
-    """tcc sets itself up again on the next record, from defaults; the global provider is unset and
-    configure() forgotten (test-only reset, restored afterwards)."""
-    saved = (_pipeline._pipeline, _settings.config, dataclasses.replace(_settings.settings))
-    saved_global = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
-    _pipeline.reset_for_tests()
-    trace._TRACER_PROVIDER = None
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    try:
-        yield
-    finally:
-        pipeline = _pipeline._pipeline
-        if pipeline is not None:
-            for own in pipeline.owned_pipelines():
-                if own.processor is not None:
-                    own.processor.shutdown(timeout_millis=100)  # its collector may not exist
-        _pipeline._pipeline, _settings.config, settings = saved
-        _settings.settings.run_timeout = settings.run_timeout
-        _settings.settings.capture_content = settings.capture_content
-        _settings.settings.mask = settings.mask
-        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved_global
 
 
 def test_sdk_disabled_still_validates_and_sends_nothing(
@@ -186,26 +160,6 @@ def test_flush_is_bounded_with_a_host_provider_that_hangs(fresh_pipeline: None) 
         provider.shutdown()
 
 
-def test_traces_endpoint() -> None:
-    assert _destinations.traces_endpoint("http://c:4318") == "http://c:4318/v1/traces"
-    assert _destinations.traces_endpoint("http://c:4318/") == "http://c:4318/v1/traces"
-    assert _destinations.traces_endpoint("https://c/otlp/v1/traces") == "https://c/otlp/v1/traces"
-    assert _destinations.traces_endpoint("https://c/otlp") == "https://c/otlp/v1/traces"
-
-
-def test_2_0_0_helpers_are_still_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TCC_API_KEY", raising=False)
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
-    with pytest.raises(ValueError, match="TCC_API_KEY"):
-        tcc.get_api_key()
-    assert tcc.get_api_key("k") == "k"
-    monkeypatch.setenv("TCC_API_KEY", "env-key")
-    assert tcc.get_api_key() == "env-key"
-    assert tcc.get_url("/v1/traces") == "http://localhost:4318/v1/traces"
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com/")
-    assert tcc.get_url("v1/traces", api_key="k") == "https://otel.example.com/v1/traces"
-
-
 # --- destinations and routing ----------------------------------------------------------------------------
 
 
@@ -270,45 +224,6 @@ def test_routed_records_leave_the_services_provider_alone(fresh_pipeline: None) 
     assert routed._span.parent.span_id == request.get_span_context().span_id  # still nested by ids
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "allowed"),
-    [
-        ({"api_key": "k", "tcc_url": "http://collector.example.com:4318"}, False),
-        ({"api_key": "k", "tcc_url": "http://10.0.0.7:4318"}, False),
-        ({"api_key": "k", "tcc_url": "https://collector.example.com"}, True),
-        ({"api_key": "k", "tcc_url": "http://127.0.0.1:4318"}, True),
-        ({"api_key": "k", "tcc_url": "http://localhost:4318"}, True),
-        ({"api_key": "k", "tcc_url": "http://[::1]:4318"}, True),
-        ({"tcc_url": "http://collector.example.com"}, True),  # no key, nothing to expose
-    ],
-)
-def test_a_key_is_never_sent_over_plain_http_to_a_remote_host(
-    fresh_pipeline: None, kwargs: dict[str, str], allowed: bool
-) -> None:
-    if allowed:
-        tcc.run(**kwargs).prompt("q").end()
-    else:
-        with pytest.raises(
-            ValueError, match=r"tcc\.run\(api_key=\.\.\., tcc_url=\.\.\.\): an API key would be sent"
-        ):
-            tcc.run(**kwargs)
-
-
-def test_insecure_http_can_be_allowed_explicitly(fresh_pipeline: None) -> None:
-    url = "http://collector.internal:4318"
-    with pytest.raises(ValueError, match="an API key would be sent over plain http"):
-        tcc.run(api_key="k", tcc_url=url)
-    tcc.configure(allow_insecure_http=True)
-    r = tcc.run(api_key="k", tcc_url=url)
-    r.prompt("q").end()
-    # The run goes to that destination with that key, and the exporter made for it is a real one.
-    assert r._dest == _destinations.Destination(url + "/v1/traces", "k")
-    assert _destinations.insecure_reason(r._dest) is None
-    exporter = _pipeline._exporter(r._dest, _settings.config)
-    assert not isinstance(exporter, _pipeline._Refusing)
-    exporter.shutdown()
-
-
 def test_an_insecure_environment_drops_instead_of_raising(
     fresh_pipeline: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -321,66 +236,3 @@ def test_an_insecure_environment_drops_instead_of_raising(
     assert stats is not None and stats.spans_dropped == 1 and stats.spans_exported == 0
     assert "tcc_live_secret" not in caplog.text
     assert len([r for r in caplog.records if "plain http" in r.getMessage()]) == 1  # said once
-
-
-# --- configure() --------------------------------------------------------------------------------------------
-
-
-def test_configure_before_first_use_builds_the_pipeline(fresh_pipeline: None) -> None:
-    extra = InMemorySpanExporter()
-    tcc.configure(
-        service_name="support-bot",
-        endpoint="https://otel.example.com/",
-        headers={"x-tenant": "acme"},
-        api_key="k1",
-        span_processors=[SimpleSpanProcessor(extra)],
-        run_timeout=30,
-    )
-    tcc.configure(shutdown_timeout_millis=250)  # calls add up until the first record
-    r = tcc.run()
-    r.prompt("q").end()
-    pipeline = _pipeline.get()
-    assert pipeline.default == _destinations.Destination("https://otel.example.com/v1/traces", "k1")
-    assert isinstance(pipeline.provider, TracerProvider)
-    assert pipeline.provider.resource.attributes["service.name"] == "support-bot"
-    assert pipeline.processor is not None and pipeline.processor._batcher.shutdown_timeout == 0.25
-    exporter = pipeline.processor._exporter._get()  # type: ignore[attr-defined]
-    assert exporter._endpoint == "https://otel.example.com/v1/traces"
-    assert [s.name for s in extra.get_finished_spans()] == ["invoke_agent"]
-    assert r._timeout == 30
-
-
-def test_configure_after_first_use_applies_or_raises_never_half(fresh_pipeline: None) -> None:
-    tcc.configure(service_name="a", endpoint="https://one.example.com")
-    tcc.run().prompt("q").end()
-    tcc.configure(service_name="a", run_timeout=5, capture_content=False)  # same structure: fine
-    assert _settings.settings.run_timeout == 5 and _settings.settings.capture_content is False
-    with pytest.raises(RuntimeError, match=r"configure\(endpoint=\.\.\.\) must come before the first run"):
-        tcc.configure(endpoint="https://two.example.com", run_timeout=99)
-    assert _settings.settings.run_timeout == 5  # nothing of the failed call applied
-    assert _settings.config.endpoint == "https://one.example.com"
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "names"),
-    [
-        ({"service_name": 3}, TypeError, "configure(service_name=...)"),
-        ({"endpoint": "collector:4318"}, ValueError, "configure(endpoint=...)"),
-        ({"headers": {"a": 1}}, TypeError, "configure(headers=...)"),
-        ({"api_key": ""}, TypeError, "configure(api_key=...)"),
-        ({"capture_content": "no"}, TypeError, "configure(capture_content=...)"),
-        ({"mask": "x"}, TypeError, "configure(mask=...)"),
-        ({"run_timeout": -1}, ValueError, "configure(run_timeout=...)"),
-        ({"span_processors": [object()]}, TypeError, "configure(span_processors=...)"),
-        ({"tracer_provider": object()}, TypeError, "configure(tracer_provider=...)"),
-        ({"shutdown_timeout_millis": float("nan")}, ValueError, "configure(shutdown_timeout_millis=...)"),
-        ({"api_key": "k", "endpoint": "http://remote.example.com"}, ValueError, "plain http"),
-    ],
-)
-def test_configure_checks_every_argument(
-    fresh_pipeline: None, kwargs: dict[str, object], error: type[Exception], names: str
-) -> None:
-    with pytest.raises(error) as info:
-        tcc.configure(**kwargs)  # type: ignore[arg-type]
-    assert names in str(info.value)
-    assert _settings.config == _settings.Config()
