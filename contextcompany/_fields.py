@@ -121,12 +121,16 @@ STEP_ID: Final = Field("step_id", "tcc.step(step_id=...)", checks.new_id, sc.STE
 STEP_PROMPT: Final = Field(
     "prompt", "s.prompt(text=...)", messages.input_messages, sc.INPUT_MESSAGES, into("_prompt")
 )
-STEP_RESPONSE: Final = Field("response", "s.response(text=...)", response, sc.OUTPUT_MESSAGES, _store_response)
+STEP_RESPONSE: Final = Field(
+    "response", "s.response(text=...)", response, sc.OUTPUT_MESSAGES, _store_response
+)
 MODEL: Final = Field("model", "s.model(requested=...)", checks.text, sc.REQUEST_MODEL, _store_model)
 MODEL_REQUESTED: Final = Field(
     "model_requested", "s.model(requested=...)", checks.text, sc.REQUEST_MODEL, into("_model_requested")
 )
-MODEL_USED: Final = Field("model_used", "s.model(used=...)", checks.text, sc.RESPONSE_MODEL, into("_model_used"))
+MODEL_USED: Final = Field(
+    "model_used", "s.model(used=...)", checks.text, sc.RESPONSE_MODEL, into("_model_used")
+)
 # Token counts, as the GenAI convention writes them (_usage.Usage): input counts all three prompt counts.
 UNCACHED_TOKENS: Final = Field(
     "prompt_uncached_tokens",
@@ -165,7 +169,11 @@ REASONING_TOKENS: Final = Field(
 )
 COST: Final = Field("real_total_cost", "s.cost(real_total=...)", checks.cost, sc.COST_USD, into("_cost"))
 FINISH_REASON: Final = Field(
-    "finish_reason", "s.finish_reason(reason=...)", checks.text, sc.RESPONSE_FINISH_REASONS, into("_finish_reason")
+    "finish_reason",
+    "s.finish_reason(reason=...)",
+    checks.text,
+    sc.RESPONSE_FINISH_REASONS,
+    into("_finish_reason"),
 )
 TOOL_DEFINITIONS: Final = Field(
     "tool_definitions",
@@ -183,7 +191,9 @@ TOOL_NAME: Final = Field(
 )
 NAME: Final = Field("name", "tc.name(tool_name=...)", checks.identifier, sc.TOOL_NAME, into("_tool_name"))
 ARGS: Final = Field("args", "tc.args(value=...)", checks.json_or_text, sc.TOOL_CALL_ARGUMENTS, into("_args"))
-RESULT: Final = Field("result", "tc.result(value=...)", checks.json_or_text, sc.TOOL_CALL_RESULT, into("_result"))
+RESULT: Final = Field(
+    "result", "tc.result(value=...)", checks.json_or_text, sc.TOOL_CALL_RESULT, into("_result")
+)
 
 # The run (r = tcc.run(), send_run).
 RUN_ID: Final = Field("run_id", "tcc.run(run_id=...)", checks.new_id, sc.RUN_ID)
@@ -207,15 +217,23 @@ SYSTEM_PROMPT: Final = Field(
 FULL_INPUT: Final = Field(
     "full_input", "r.prompt(full_input=...)", checks.json_or_text, sc.RUN_FULL_INPUT, into("_full_input")
 )
-RUN_RESPONSE: Final = Field("response", "r.response(text=...)", checks.text, sc.OUTPUT_MESSAGES, into("_response"))
+RUN_RESPONSE: Final = Field(
+    "response", "r.response(text=...)", checks.text, sc.OUTPUT_MESSAGES, into("_response")
+)
 FULL_OUTPUT: Final = Field(
-    "full_output", "r.response(full_output=...)", checks.json_or_text, sc.RUN_FULL_OUTPUT, into("_full_output")
+    "full_output",
+    "r.response(full_output=...)",
+    checks.json_or_text,
+    sc.RUN_FULL_OUTPUT,
+    into("_full_output"),
 )
 METADATA: Final = Field("metadata", "r.metadata", metadata, sc.METADATA_PREFIX, _store_metadata)
 
 # Feedback on a run (tcc.submit_feedback, r.feedback, send_run's feedback dict); checked by _feedback.
 SCORE: Final = Field("score", "tcc.submit_feedback(score=...)", _no_check, sc.EVALUATION_SCORE_LABEL)
-FEEDBACK_TEXT: Final = Field("text", "tcc.submit_feedback(text=...)", checks.optional_text, sc.EVALUATION_EXPLANATION)
+FEEDBACK_TEXT: Final = Field(
+    "text", "tcc.submit_feedback(text=...)", checks.optional_text, sc.EVALUATION_EXPLANATION
+)
 
 # Nested records: checked by _import, one record at a time.
 TOOL_CALLS: Final = Field("tool_calls", "tool_calls", _no_check)
@@ -223,7 +241,15 @@ STEPS: Final = Field("steps", "steps", _no_check)
 FEEDBACK: Final = Field("feedback", "feedback", _no_check)
 
 # In the order the import applies them (the order the setters were called in before).
-TOOL_CALL_FIELDS: Final = (TOOL_CALL_RUN_ID, TOOL_CALL_ID, TOOL_NAME, NAME, ARGS, RESULT, *_times("tc", "tcc.tool_call"))
+TOOL_CALL_FIELDS: Final = (
+    TOOL_CALL_RUN_ID,
+    TOOL_CALL_ID,
+    TOOL_NAME,
+    NAME,
+    ARGS,
+    RESULT,
+    *_times("tc", "tcc.tool_call"),
+)
 STEP_FIELDS: Final = (
     STEP_RUN_ID,
     STEP_ID,

@@ -46,6 +46,7 @@ _Pending: TypeAlias = (
 )
 
 _NO_KEYS: Final[tuple[str, ...]] = ()
+_NOT_RECORDED: Final[Target] = (trace.NoOpTracer(), None)
 
 
 class SpanHandle:
@@ -76,7 +77,7 @@ class SpanHandle:
     ) -> SpanHandle:
         """A handle whose span starts now (at ``start_ns`` when given)."""
         handle = cls(what, None, start_ns)
-        handle._span = handle._open((name, parent, kind, attributes, start_ns, _config.target(dest), dest))
+        handle._span = handle._open((name, parent, kind, attributes, start_ns, handle._target(dest), dest))
         return handle
 
     @classmethod
@@ -99,8 +100,17 @@ class SpanHandle:
         threads may ask for the span; without one, a single thread must use the handle."""
         handle = cls(what, lock, start_ns)
         start = time.time_ns() if start_ns is None else start_ns
-        handle._pending = (name, parent, kind, attributes, start, _config.target(dest), dest)
+        handle._pending = (name, parent, kind, attributes, start, handle._target(dest), dest)
         return handle
+
+    def _target(self, dest: _config.Destination | None) -> Target:
+        try:
+            return _config.target(dest)
+        except Exception:
+            diag.error_once(
+                "start", "contextcompany: starting the %s span failed; it is not recorded", self._what
+            )
+            return _NOT_RECORDED
 
     # -- the span --
 
