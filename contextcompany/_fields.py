@@ -186,9 +186,7 @@ TOOL_DEFINITIONS: Final = Field(
 # The tool call (tc = r.tool_call(), s.tool_call(), tcc.tool_call(), send_tool_call).
 TOOL_CALL_RUN_ID: Final = Field("run_id", "tcc.tool_call(run_id=...)", checks.identifier, sc.RUN_ID)
 TOOL_CALL_ID: Final = Field("tool_call_id", "tcc.tool_call(tool_call_id=...)", checks.new_id, sc.TOOL_CALL_ID)
-TOOL_NAME: Final = Field(
-    "tool_name", "tcc.tool_call(tool_name=...)", checks.identifier, sc.TOOL_NAME, into("_tool_name")
-)
+TOOL_NAME: Final = Field("tool_name", "tcc.tool_call(tool_name=...)", checks.identifier, sc.TOOL_NAME)
 NAME: Final = Field("name", "tc.name(tool_name=...)", checks.identifier, sc.TOOL_NAME, into("_tool_name"))
 ARGS: Final = Field("args", "tc.args(value=...)", checks.json_or_text, sc.TOOL_CALL_ARGUMENTS, into("_args"))
 RESULT: Final = Field(

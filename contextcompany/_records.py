@@ -551,10 +551,15 @@ class Run(_Record):
         open_ = self._open("step")
         sid = fields.STEP_ID.check(step_id, fields.STEP_ID.where)
         start_ns = None if start_time is None else checks.timestamp(start_time, "tcc.step(start_time=...)")
+        return self._step(sid, start_ns, open_)
+
+    def _step(self, step_id: str, start_ns: int | None, open_: bool = True) -> Step:
         if open_:
-            return Step._make(self._run_id, sid, start_ns, dest=self._dest, owner=self, parent=self._context)
+            return Step._make(
+                self._run_id, step_id, start_ns, dest=self._dest, owner=self, parent=self._context
+            )
         owner, parent = registry.parent_for(self._run_id)  # after a timeout: a late step, still in the trace
-        return Step._make(self._run_id, sid, start_ns, dest=self._dest, owner=owner, parent=parent)
+        return Step._make(self._run_id, step_id, start_ns, dest=self._dest, owner=owner, parent=parent)
 
     def tool_call(
         self, tool_name: str | None = None, tool_call_id: str | None = None, *, start_time: object = None
@@ -562,12 +567,15 @@ class Run(_Record):
         """Start a tool call inside this run."""
         open_ = self._open("tool_call")
         tcid, name, start_ns = ToolCall._check(tool_call_id, tool_name, start_time)
-        if open_:
-            return ToolCall._make(
-                self._run_id, tcid, name, start_ns, dest=self._dest, owner=self, parent=self._context
-            )
-        owner, parent = registry.parent_for(self._run_id)
-        return ToolCall._make(self._run_id, tcid, name, start_ns, dest=self._dest, owner=owner, parent=parent)
+        return self._tool_call(tcid, name, start_ns, open_)
+
+    def _tool_call(
+        self, tool_call_id: str, tool_name: str | None, start_ns: int | None, open_: bool = True
+    ) -> ToolCall:
+        owner, parent = (self, self._context) if open_ else registry.parent_for(self._run_id)
+        return ToolCall._make(
+            self._run_id, tool_call_id, tool_name, start_ns, dest=self._dest, owner=owner, parent=parent
+        )
 
     def feedback(self, score: FeedbackScore | None = None, text: str | None = None) -> bool:
         """Record user feedback on this run; see ``tcc.submit_feedback``. Allowed after the run ended."""
@@ -854,9 +862,18 @@ class Step(_Record):
         """Start a tool call made from this step; its span is this step's child."""
         self._open("tool_call")
         tcid, name, start_ns = ToolCall._check(tool_call_id, tool_name, start_time)
+        return self._tool_call(tcid, name, start_ns)
+
+    def _tool_call(self, tool_call_id: str, tool_name: str | None, start_ns: int | None) -> ToolCall:
         owner = self._owner() if self._owner is not None else registry.parent_for(self._run_id)[0]
         return ToolCall._make(
-            self._run_id, tcid, name, start_ns, dest=self._dest, owner=owner, parent=self.context()
+            self._run_id,
+            tool_call_id,
+            tool_name,
+            start_ns,
+            dest=self._dest,
+            owner=owner,
+            parent=self.context(),
         )
 
     def context(self) -> Context:
