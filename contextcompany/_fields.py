@@ -126,7 +126,7 @@ STEP_RESPONSE: Final = Field(
 )
 MODEL: Final = Field("model", "s.model(requested=...)", checks.text, sc.REQUEST_MODEL, _store_model)
 MODEL_REQUESTED: Final = Field(
-    "model_requested", "s.model(requested=...)", checks.text, sc.REQUEST_MODEL, into("_model_requested")
+    "model_requested", "s.model(requested=...)", checks.text, sc.REQUEST_MODEL, _store_model
 )
 MODEL_USED: Final = Field(
     "model_used", "s.model(used=...)", checks.text, sc.RESPONSE_MODEL, into("_model_used")
