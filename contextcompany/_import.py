@@ -90,7 +90,7 @@ class _at:  # noqa: N801  # reads as a phrase: `with _at("steps[1].prompt"): ...
     """Prefix TypeError/ValueError raised inside with ``path``. A constructor checks several fields at
     once; its messages name the parameter as ``(field=...)``, which ``fields`` maps back to a path.
 
-    A class rather than ``@contextmanager``: it wraps every field of every record, twice, and a
+    A class rather than ``@contextmanager``: it wraps every field of every record, and a
     generator-based context manager costs several times as much."""
 
     __slots__ = ("fields", "path")
