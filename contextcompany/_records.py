@@ -551,6 +551,8 @@ class Run(_Record):
         open_ = self._open("step")
         sid = fields.STEP_ID.check(step_id, fields.STEP_ID.where)
         start_ns = None if start_time is None else checks.timestamp(start_time, "tcc.step(start_time=...)")
+        if open_:  # the common path, without the call to _step()
+            return Step._make(self._run_id, sid, start_ns, dest=self._dest, owner=self, parent=self._context)
         return self._step(sid, start_ns, open_)
 
     def _step(self, step_id: str, start_ns: int | None, open_: bool = True) -> Step:

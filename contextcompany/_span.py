@@ -100,7 +100,11 @@ class SpanHandle:
         threads may ask for the span; without one, a single thread must use the handle."""
         handle = cls(what, lock, start_ns)
         start = time.time_ns() if start_ns is None else start_ns
-        handle._pending = (name, parent, kind, attributes, start, handle._target(dest), dest)
+        try:
+            target = _config.target(dest)  # inline rather than _target(): this runs for every step
+        except Exception:
+            target = handle._target(dest)
+        handle._pending = (name, parent, kind, attributes, start, target, dest)
         return handle
 
     def _target(self, dest: _config.Destination | None) -> Target:
