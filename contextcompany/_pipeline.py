@@ -33,9 +33,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -201,8 +199,6 @@ _lock = threading.Lock()
 _pipeline: Pipeline | None = None
 _exit_hooks: list[Callable[[], None]] = []
 _exit_registered = False
-_DISABLED: Final = Pipeline(tracer=trace.NoOpTracer())
-_dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
 
 
 def _renew_lock() -> None:
@@ -235,27 +231,8 @@ def on_exit(hook: Callable[[], None]) -> None:
     _exit_hooks.append(hook)
 
 
-@contextmanager
-def dry_run() -> Iterator[None]:
-    """Records made inside validate everything and send nothing, and leave no trace in this process
-    (non-recording spans are not registered, timed or remembered): a first pass that checks a whole
-    nested record before the real pass sends any of it.
-
-    >>> with dry_run():
-    ...     build(record)   # raises on the first bad field; nothing was sent
-    >>> build(record)
-    """
-    token = _dry.set(True)
-    try:
-        yield
-    finally:
-        _dry.reset(token)
-
-
 def get() -> Pipeline:
     """The pipeline, set up on first use."""
-    if _dry.get():
-        return _DISABLED
     pipeline = _pipeline
     if pipeline is None:
         with _lock:
@@ -270,7 +247,7 @@ def get() -> Pipeline:
 def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
     """What a record starts its span with: see ``Pipeline.target``."""
     pipeline = _pipeline  # every record starts here: skip the call to get() once it is set up
-    if pipeline is None or _dry.get():
+    if pipeline is None:
         pipeline = get()
     return pipeline.target(dest)
 

@@ -222,8 +222,8 @@ def test_routed_records_leave_the_services_provider_alone(fresh_pipeline: None) 
     assert names == ["invoke_agent", "request"]  # the routed run went to tcc's own pipeline only
     routing = _pipeline.get().routing
     assert routing is not None and routing.processor is not None
-    assert routed._span.parent is not None
-    assert routed._span.parent.span_id == request.get_span_context().span_id  # still nested by ids
+    assert routed._handle.span().parent is not None
+    assert routed._handle.span().parent.span_id == request.get_span_context().span_id  # still nested by ids
 
 
 def test_an_insecure_environment_drops_instead_of_raising(
