@@ -236,8 +236,3 @@ def test_an_insecure_environment_drops_instead_of_raising(
     assert stats is not None and stats.spans_dropped == 1 and stats.spans_exported == 0
     assert "tcc_live_secret" not in caplog.text
     assert len([r for r in caplog.records if "plain http" in r.getMessage()]) == 1  # said once
-
-
-# --- the layers -------------------------------------------------------------------------------------------
-
-# Lowest first: each may import those before it, never those after it (nor the records above them all).
