@@ -46,7 +46,7 @@ def test_one_warning_names_where_spans_go_and_the_fix(rx: OTLPReceiver) -> None:
 
 
 def test_no_warning_when_the_provider_comes_first(rx: OTLPReceiver) -> None:
-    code_text = CODE.replace("with tcc.run() as r:\n    r.prompt(\"first\").response(\"ok\")\n", "")
+    code_text = CODE.replace('with tcc.run() as r:\n    r.prompt("first").response("ok")\n', "")
     with spawn(code_text, {"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint}) as child:
         child.expect("DONE", timeout=60)
         child.wait(30)
