@@ -514,18 +514,24 @@ def _at_exit() -> None:
             logger.exception("contextcompany: an exit hook failed")
     pipeline = _pipeline
     if pipeline is not None:
+        before = _dropped(pipeline.owned_pipelines())
         for own in pipeline.owned_pipelines():
             # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
             if isinstance(own.provider, TracerProvider):
                 own.provider.shutdown()
-        _report_undelivered(pipeline.owned_pipelines())
+        _report_undelivered(pipeline.owned_pipelines(), before)
 
 
-def _report_undelivered(owned: Sequence[Pipeline]) -> None:
-    """After tcc's own pipelines shut down: say how many spans never left, and the last cause."""
+def _dropped(owned: Sequence[Pipeline]) -> int:
+    return sum(p.processor.stats().spans_dropped for p in owned if p.processor is not None)
+
+
+def _report_undelivered(owned: Sequence[Pipeline], before: int) -> None:
+    """After tcc's own pipelines shut down: say how many spans the shutdown could not deliver, and the
+    last cause (drops of an earlier outage were told when it began)."""
     stats = [p.processor.stats() for p in owned if p.processor is not None]
-    lost = sum(s.spans_dropped for s in stats)
-    if not lost:
+    lost = sum(s.spans_dropped for s in stats) - before
+    if lost <= 0:
         return
     causes = [s.last_error for s in stats if s.last_error]
     logger.warning(
@@ -613,10 +619,11 @@ def shutdown() -> None:
         _set(Pipeline(tracer=trace.NoOpTracer(), config=_settings.config, retired=retired))
     if pipeline is None:
         return
+    before = _dropped(pipeline.owned_pipelines())
     for own in pipeline.owned_pipelines():
         if isinstance(own.provider, TracerProvider):
             own.provider.shutdown()
-    _report_undelivered(pipeline.owned_pipelines())
+    _report_undelivered(pipeline.owned_pipelines(), before)
     if not pipeline.owned and pipeline.provider is not None:
         _flush_host(pipeline)
 

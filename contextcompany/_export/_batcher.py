@@ -90,9 +90,9 @@ def by_size(spans: list[tuple[ReadableSpan, int]]) -> Iterator[list[ReadableSpan
 
 
 def _to(exporter: SpanExporter | None) -> str:
-    """`` to <URL>`` for an exporter that names where it sends (tcc's own do), else nothing."""
+    """`` (to <URL>)`` for an exporter that names where it sends (tcc's own do), else nothing."""
     where = getattr(exporter, "endpoint", None)
-    return f" to {where}" if isinstance(where, str) else ""
+    return f" (to {where})" if isinstance(where, str) else ""
 
 
 # On the worker: a span as it will be sent, the key of its destination (None: the default exporter) and
@@ -258,7 +258,7 @@ class Batcher:
             self._failure(key, exporter, error)
         elif key in self._failing:
             self._failing.discard(key)
-            logger.warning("contextcompany: exporting spans%s works again", _to(exporter))
+            logger.warning("contextcompany: exporting spans works again%s", _to(exporter))
 
     def _failure(self, key: Hashable, exporter: SpanExporter | None, error: str) -> None:
         """On the worker: record the cause, and warn once per outage of this destination (an exporter

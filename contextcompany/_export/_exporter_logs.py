@@ -33,13 +33,15 @@ _exporting = threading.local()
 
 
 @contextmanager
-def capturing(on_note: Callable[[str, bool], None] | None = None, *, final: bool = False) -> Iterator[list[str]]:
+def capturing(
+    on_note: Callable[[str, bool], None] | None = None, *, final: bool = False
+) -> Iterator[list[str]]:
     """Collect, on this thread, what the exporter and ``note()`` say until the block ends.
 
     ``on_note(cause, at_once)`` hears each cause of ``note()`` as it is said, while the exporter may still
-    be retrying (so a failure that retrying will not mend is told at once, not after the retries). ``final``: this is the last export before the
-    process stops (``final()`` tells tcc's HTTP session, which then does not let a refused connection be
-    retried).
+    be retrying (so a failure that retrying will not mend is told at once, not after the retries).
+    ``final``: this is the last export before the process stops (``final()`` tells tcc's HTTP session,
+    which then does not let a refused connection be retried).
     """
     notes: list[str] = []
     _exporting.notes = notes

@@ -122,6 +122,6 @@ tcc.flush(3000)
     stats, stderr = run(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"}, extra
     )
-    assert stderr.count("failed: HTTP 503") == 1, stderr  # one warning for the outage
+    assert stderr.count("exporting spans failed (HTTP 503") == 1, stderr  # one warning for the outage
     assert stderr.count("works again") == 1, stderr
     assert stats["exported"] >= 1
