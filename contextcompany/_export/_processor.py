@@ -118,6 +118,7 @@ class SpanProcessor(_SdkSpanProcessor):
             delay_seconds=delay / 1000,
             shutdown_seconds=shutdown_timeout_millis / 1000,
         )
+        self._put = self._batcher.put  # on_end's one call, bound once
         forksafe.after_fork(self._forget_the_parents_spans, forksafe.Phase.STATE, weak=True)
 
     def _forget_the_parents_spans(self) -> None:
@@ -147,7 +148,7 @@ class SpanProcessor(_SdkSpanProcessor):
         if context is None or not context.trace_flags.sampled:
             self._forget(span)
             return
-        self._batcher.put(span)
+        self._put(span)
 
     # -- the worker --
 

@@ -33,6 +33,19 @@ from contextcompany import _semconv as sc
 from contextcompany._pricing import PriceBook
 from contextcompany._usage import Usage
 
+# The attributes Usage reads: setting one of them makes an Edit read its usage again.
+_USAGE_KEYS: Final = frozenset(
+    {
+        sc.USAGE_INPUT_TOKENS,
+        sc.USAGE_OUTPUT_TOKENS,
+        sc.USAGE_CACHE_READ_INPUT_TOKENS,
+        sc.USAGE_CACHE_CREATION_INPUT_TOKENS,
+        sc.USAGE_CACHE_WRITE_INPUT_TOKENS,
+        sc.USAGE_REASONING_OUTPUT_TOKENS,
+    }
+)
+_NO_USAGE: Final = Usage()  # shared: read, never changed (Usage has no setters; sums are new objects)
+
 
 class Edit:
     """What the stages change on one ended span; applied once, after the last stage.
@@ -63,12 +76,14 @@ class Edit:
     def set(self, key: str, value: AttributeValue) -> None:
         self.attributes[key] = value
         self.changed = True
-        self._usage = False
+        if key in _USAGE_KEYS:
+            self._usage = False
 
     def update(self, attributes: dict[str, AttributeValue]) -> None:
         self.attributes.update(attributes)
         self.changed = True
-        self._usage = False
+        if not _USAGE_KEYS.isdisjoint(attributes):
+            self._usage = False
 
     def reports_usage(self) -> bool:
         """The span names a token count, even one that is not a usable count: an LLM call."""
@@ -76,10 +91,11 @@ class Edit:
         return get(sc.USAGE_INPUT_TOKENS) is not None or get(sc.USAGE_OUTPUT_TOKENS) is not None
 
     def usage(self) -> Usage:
-        """The span's token counts (read once per Edit; counts it does not report are None)."""
+        """The span's token counts (read once per Edit, shared by the stages; counts it does not report
+        are None)."""
         usage = self._usage
         if usage is False:
-            usage = self._usage = Usage.from_attributes(self.attributes) or Usage()
+            usage = self._usage = Usage.from_attributes(self.attributes) or _NO_USAGE
         assert isinstance(usage, Usage)
         return usage
 
@@ -206,6 +222,9 @@ class Totals:
         self.unpriced_llm_calls += other.unpriced_llm_calls
 
 
+_NO_TOTALS: Final = Totals()
+
+
 class RollUp:
     """Totals bubble up the span tree; every run (invoke_agent) span carries those of its subtree.
 
@@ -249,8 +268,9 @@ class RollUp:
         is_run = get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT and get(sc.RUN_ID) is not None
         if edit.reports_usage():
             if totals is None:
-                totals = Totals()
-            totals.usage = totals.usage + edit.usage()
+                totals = Totals(edit.usage())
+            else:
+                totals.usage = totals.usage + edit.usage()
             cost = _usd(get(sc.COST_USD))
             if cost is not None:
                 totals.cost_usd += cost
@@ -258,7 +278,7 @@ class RollUp:
                 totals.unpriced_llm_calls += 1
             totals.llm_calls += 1
         if is_run:
-            t = totals or Totals()
+            t = totals or _NO_TOTALS
             edit.update(t.usage.to_run_attributes())
             edit.set(sc.RUN_COST_USD, round(t.cost_usd, 12))
             edit.set(sc.RUN_LLM_CALLS, t.llm_calls)
