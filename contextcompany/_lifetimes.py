@@ -160,10 +160,15 @@ def collected(handle: SpanHandle, children: dict[_Record, None] | None, kind: st
 def end_everything_open() -> None:
     """At interpreter exit: what the application left open is ended, so no span is lost."""
     reaper.drain()
+    cause = _pipeline.exit_cause()  # the process exits, or SIGTERM stops it (tcc's handler)
     for run in list(registry.live_runs.values()):
-        run._abandon("the process exited before the run ended", sc.ERROR_TYPE_PROCESS_EXIT)
+        if cause.error_type != sc.ERROR_TYPE_PROCESS_EXIT:
+            # Terminated: every open record says so itself (at a plain exit its run's ending speaks for it).
+            for child in reversed(list(run._children)):
+                child._abandon(cause.message(child._kind), cause.error_type)
+        run._abandon(cause.message("run"), cause.error_type)
     for record in list(registry.orphans):
-        record._abandon(f"the process exited before the {record._kind} ended", sc.ERROR_TYPE_PROCESS_EXIT)
+        record._abandon(cause.message(record._kind), cause.error_type)
     reaper.drain()
 
 

@@ -27,6 +27,7 @@ ORDER = [
     "_content",
     "_messages",
     "_pipeline",
+    "_sigterm",
     "_export",
     "_pricing",
     "_destinations",
