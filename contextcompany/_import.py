@@ -165,10 +165,14 @@ def _ns(value: object, where: str) -> int | None:
 
 
 def _window(data: Fields, path: str, call: str, var: str, parent: _Window) -> _Window:
-    with _at(_join(path, "start_time")):
-        start = _ns(data.get("start_time"), f"{call}(start_time=...)")
-    with _at(_join(path, "end_time")):
-        end = _ns(data.get("end_time"), f"{var}.end_time(t=...)")
+    start = end = None
+    given_start, given_end = data.get("start_time"), data.get("end_time")
+    if given_start is not None:
+        with _at(_join(path, "start_time")):
+            start = _ns(given_start, f"{call}(start_time=...)")
+    if given_end is not None:
+        with _at(_join(path, "end_time")):
+            end = _ns(given_end, f"{var}.end_time(t=...)")
     # Defaults never invert a window: a given end before the parent's start pulls the start back to it,
     # a given start after the parent's end pushes the end forward. A given end before a given start is
     # left for end_time() to refuse.
@@ -227,8 +231,10 @@ def _check(data: Fields, f: Field, path: str) -> Any:
     value = data.get(f.name)
     if value is None:
         return None
-    with _at(_join(path, f.name)):
+    try:  # try/except rather than `with _at(...)`: this runs for every field given, of every record
         return f.check(value, f.where)
+    except (TypeError, ValueError) as exc:
+        raise _located(exc, _join(path, f.name)) from None
 
 
 def _values(data: Fields, setters: tuple[Field, ...], path: str) -> _Values:
