@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 4318
 
-.PHONY: test lint demo bench venv clean
+.PHONY: test lint demo bench prove venv clean
 
 venv: $(STAMP)
 
@@ -32,3 +32,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Breaks each promise on purpose in a temporary copy and checks that the tests cited for it fail
+# (prove/breaks.toml); `make prove BREAKS="id ..."` runs only those.
+prove: $(STAMP)
+	$(BIN)/python -m prove $(BREAKS)
