@@ -47,7 +47,7 @@ from opentelemetry.util.types import AttributeValue
 from . import _diag as diag
 from . import _forksafe as forksafe
 from . import _semconv as sc
-from ._content import WITHHELD
+from ._content import WITHHELD, Pending
 from ._pricing import PriceBook
 from ._redact import redact
 
@@ -438,6 +438,7 @@ class SpanProcessor(_SdkSpanProcessor):
         self._exporter_for = exporter_for
         self._exporters: dict[Hashable, SpanExporter | None] = {}
         self._routes: dict[int, Hashable] = {}
+        self._content: dict[int, Pending] = {}  # span id -> its long content, finished by the worker
         self._max_queue = int(_setting(max_queue_size, "max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE"))
         delay = _setting(schedule_delay_millis, "schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY")
         self._delay = delay / 1000
@@ -484,6 +485,7 @@ class SpanProcessor(_SdkSpanProcessor):
         # The parent keeps exporting what it queued; the child starts empty with a worker of its own
         # (threads do not survive fork, and a lock held at fork time would never be released).
         self._roll_up.reset()
+        self._content = {}
         if not self._is_shutdown:
             self._start_worker()
 
@@ -498,11 +500,19 @@ class SpanProcessor(_SdkSpanProcessor):
         if span_id:
             self._routes[span_id] = key  # one dict store; the worker pops it
 
+    def defer(self, span: trace_api.Span, pending: Pending) -> None:
+        """Finish ``span``'s content on the worker, before the stages (see ``_content.Pending``). Only for a
+        span this processor alone sees: no other processor would ever get that content."""
+        span_id = span.get_span_context().span_id
+        if span_id:
+            self._content[span_id] = pending  # one dict store; the worker pops it
+
     def _forget(self, span: ReadableSpan) -> None:
         """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
         self._roll_up.forget(span)
         if span.context is not None:
             self._routes.pop(span.context.span_id, None)
+            self._content.pop(span.context.span_id, None)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
@@ -635,6 +645,14 @@ class SpanProcessor(_SdkSpanProcessor):
         except Exception:
             self._once.error("edit", "contextcompany: could not read the attributes of span %r", span.name)
             return span, _approximate_size(span.name, {})
+        pending = self._content.pop(span.context.span_id, None) if self._content and span.context else None
+        if pending is not None:
+            try:
+                for key, value in pending.resolve().items():
+                    edit.set(key, value)
+            except Exception:
+                # Never sent unfinished: the span leaves without the content it could not finish.
+                self._once.error("content", "contextcompany: could not finish the content of %r", span.name)
         for stage in self._stages:
             try:
                 stage(edit)

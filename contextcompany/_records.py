@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, ClassVar, Final, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Self, TypeGuard
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -74,6 +74,23 @@ _RECENT_RUNS_MAX: Final = 10_000
 
 _current_run: ContextVar[Run | None] = ContextVar("contextcompany.current_run", default=None)
 _current_step: ContextVar[Step | None] = ContextVar("contextcompany.current_step", default=None)
+
+
+def _long(value: object) -> TypeGuard[str]:
+    """A text long enough to be written out on the export worker (see ``_content.DEFER_AT``)."""
+    return type(value) is str and len(value) > _content.DEFER_AT
+
+
+def _text_message(role: str, text: str, finish_reason: str | None = None) -> str | _content.Later:
+    """The GenAI messages JSON of one text: now for a short text (checked at its setter), later for a long
+    one, whose check (lone surrogates become U+FFFD) is done with the rest of its work."""
+    if len(text) > _content.DEFER_AT:
+        return _content.Later(_checked_message, role, text, finish_reason)
+    return sc.text_messages(role, text, finish_reason)
+
+
+def _checked_message(role: str, text: str, finish_reason: str | None) -> str:
+    return sc.text_messages(role, checks.text(text, "content"), finish_reason)
 
 
 def current_run() -> Run | None:
@@ -353,7 +370,7 @@ class _Record:
         """The setter that must be called before end(), if one is missing."""
         return None
 
-    def _attributes(self) -> dict[str, AttributeValue]:
+    def _attributes(self) -> dict[str, AttributeValue | _content.Later]:
         raise NotImplementedError
 
     def _name(self) -> str | None:
@@ -390,23 +407,30 @@ class _Record:
     def _emit(self) -> None:
         self._before_end()
         policy = _config.settings
+        worker: _processor.SpanProcessor | None = None
+        pending: _content.Pending | None = None
         try:
-            attributes = self._attributes()
+            draft = self._attributes()
             if self._status is StatusCode.ERROR:
-                attributes[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
-            _content.apply(
-                attributes,
+                draft[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
+            if policy.capture_content and _content.has_later(draft):
+                # Long content is finished on the export worker, when every span of this record's pipeline
+                # goes through a tcc span processor before any exporter (else here, as short content is).
+                worker = _config.content_worker(self._dest)
+            attributes, pending = _content.finish(
+                draft,
                 self._content_keys,
                 capture=policy.capture_content,
                 mask=policy.mask,
                 limit=policy.value_limit,
+                defer=worker is not None,
             )
             name = self._name()
         except Exception:
             diag.error_once(
                 "build", "contextcompany: building the %s span failed; it is sent as it is", self._kind
             )
-            attributes, name = {}, None
+            attributes, name, pending = {}, None, None
         # A deferred span starts now with everything at once; a started one gets the rest written.
         started = self._start_deferred(attributes, name)
         span = started if started is not None else self._span
@@ -422,6 +446,8 @@ class _Record:
             diag.error_once(
                 "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._kind
             )
+        if pending is not None and worker is not None:
+            worker.defer(span, pending)
         end_ns = self._end_ns
         if end_ns is None and self._start_ns is not None and self._start_ns > time.time_ns():
             end_ns = self._start_ns  # a start in the future: never an end before the start
@@ -592,7 +618,7 @@ class Run(_Record):
         start_ns = checks.timestamp(start_time, "tcc.run(start_time=...)")
         super().__init__(_config.destination(api_key, tcc_url, "tcc.run"), start_ns)
         self._name_ = agent
-        self._prompt: str | None = None
+        self._prompt: str | _content.Later | None = None
         self._system_prompt: str | None = None
         self._response: str | None = None
         self._full_input: str | None = None
@@ -640,7 +666,7 @@ class Run(_Record):
 
         >>> r.prompt("Book a table for two", system_prompt="You are a concierge.", full_input=request)
         """
-        user = checks.text(user_prompt, "r.prompt(user_prompt=...)")
+        user = user_prompt if _long(user_prompt) else checks.text(user_prompt, "r.prompt(user_prompt=...)")
         system = (
             None
             if system_prompt is None
@@ -648,14 +674,14 @@ class Run(_Record):
         )
         whole = None if full_input is None else checks.json_or_text(full_input, "r.prompt(full_input=...)")
         if self._open("prompt"):
-            self._prompt = sc.text_messages("user", user)
+            self._prompt = _text_message("user", user)
             self._system_prompt = system
             self._full_input = whole
         return self
 
     def response(self, text: str, full_output: Any = None) -> Self:
         """The agent's final response, and optionally its whole output (``tcc.run.full_output``)."""
-        value = checks.text(text, "r.response(text=...)")
+        value = text if _long(text) else checks.text(text, "r.response(text=...)")
         whole = (
             None if full_output is None else checks.json_or_text(full_output, "r.response(full_output=...)")
         )
@@ -702,14 +728,14 @@ class Run(_Record):
         for child in reversed(list(self._children)):
             child._abandon(f"the run ended before this {child._kind}", ERROR_PARENT_ENDED)
 
-    def _attributes(self) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
+    def _attributes(self) -> dict[str, AttributeValue | _content.Later]:
+        attributes: dict[str, AttributeValue | _content.Later] = {}
         if self._prompt is not None:
             attributes[sc.INPUT_MESSAGES] = self._prompt
         if self._system_prompt is not None:
             attributes[sc.SYSTEM_INSTRUCTIONS] = self._system_prompt
         if self._response is not None:
-            attributes[sc.OUTPUT_MESSAGES] = sc.text_messages("assistant", self._response, "stop")
+            attributes[sc.OUTPUT_MESSAGES] = _text_message("assistant", self._response, "stop")
         if self._full_input is not None:
             attributes[sc.RUN_FULL_INPUT] = self._full_input
         if self._full_output is not None:
@@ -794,7 +820,7 @@ class Step(_Record):
         dest = _config.destination(api_key, tcc_url, "tcc.step") or _dest
         owner, parent = (_run, _run._context) if _run is not None else _parent_for(self._run_id, None)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
-        self._prompt: str | None = None  # GenAI input messages JSON
+        self._prompt: str | _content.Later | None = None  # GenAI input messages JSON
         self._response: str | None = None  # a plain-text response, written out at end()
         self._response_json: str | None = None  # or a structured one, already GenAI JSON...
         self._response_reason: str | None = None  # ...and the finish reason written into it
@@ -845,7 +871,11 @@ class Step(_Record):
 
         >>> s.prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
         """
-        value = messages.input_messages(text, "s.prompt(text=...)")
+        value = (
+            _text_message("user", text)
+            if _long(text)
+            else messages.input_messages(text, "s.prompt(text=...)")
+        )
         if self._open("prompt"):
             self._prompt = value
         return self
@@ -858,7 +888,7 @@ class Step(_Record):
         >>> s.response(completion.choices[0])      # message, tool calls and finish reason
         """
         if isinstance(text, str):
-            plain: str | None = checks.text(text, "s.response(text=...)")
+            plain: str | None = text if _long(text) else checks.text(text, "s.response(text=...)")
             structured, found = None, None
         else:
             plain = None
@@ -1000,13 +1030,13 @@ class Step(_Record):
         model = self._model_requested or self._model_used
         return f"{sc.OP_CHAT} {model}" if model else None
 
-    def _attributes(self) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
+    def _attributes(self) -> dict[str, AttributeValue | _content.Later]:
+        attributes: dict[str, AttributeValue | _content.Later] = {}
         finish_reason = self._finish_reason or self._response_reason
         if self._prompt is not None:
             attributes[sc.INPUT_MESSAGES] = self._prompt
         if self._response is not None:
-            attributes[sc.OUTPUT_MESSAGES] = sc.text_messages("assistant", self._response, finish_reason)
+            attributes[sc.OUTPUT_MESSAGES] = _text_message("assistant", self._response, finish_reason)
         elif self._response_json is not None:
             structured = self._response_json
             if finish_reason is not None and finish_reason != self._response_reason:
@@ -1125,8 +1155,8 @@ class ToolCall(_Record):
     def _name(self) -> str | None:
         return f"{sc.OP_EXECUTE_TOOL} {self._tool_name}" if self._tool_name else None
 
-    def _attributes(self) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
+    def _attributes(self) -> dict[str, AttributeValue | _content.Later]:
+        attributes: dict[str, AttributeValue | _content.Later] = {}
         if self._tool_name is not None:
             attributes[sc.TOOL_NAME] = self._tool_name
         if self._args is not None:
