@@ -130,8 +130,13 @@ def built(attributes: dict[str, AttributeValue | Later]) -> dict[str, AttributeV
     return attributes  # type: ignore[return-value]  # no Later is left
 
 
-def has_later(attributes: dict[str, AttributeValue | Later]) -> bool:
-    return any(isinstance(value, Later) for value in attributes.values())
+def worth_deferring(attributes: dict[str, AttributeValue | Later], keys: Iterable[str]) -> bool:
+    """A content attribute is still to be built, or long enough that cutting it would cost the caller."""
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, Later) or (type(value) is str and len(value) > DEFER_AT):
+            return True
+    return False
 
 
 def finish(

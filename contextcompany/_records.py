@@ -93,6 +93,24 @@ def _checked_message(role: str, text: str, finish_reason: str | None) -> str:
     return sc.text_messages(role, checks.text(text, "content"), finish_reason)
 
 
+def _json_or_text(value: object, where: str) -> str | _content.Later:
+    """``checks.json_or_text``, its check of a long str done later (a str cannot change meanwhile; any
+    other value is written out now, so that what is sent is what the value was at the call)."""
+    if _long(value):
+        return _content.Later(checks.text, value, where)
+    return checks.json_or_text(value, where)
+
+
+def _system_instructions(value: object, where: str) -> str | _content.Later:
+    if _long(value):
+        return _content.Later(_checked_parts, value, where)
+    return messages.system_instructions(value, where)
+
+
+def _checked_parts(text: str, where: str) -> str:
+    return sc.text_parts(checks.text(text, where))
+
+
 def current_run() -> Run | None:
     """The run whose ``with`` block (or ``@tcc.agent`` function) this code runs in, if any.
 
@@ -413,7 +431,7 @@ class _Record:
             draft = self._attributes()
             if self._status is StatusCode.ERROR:
                 draft[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
-            if policy.capture_content and _content.has_later(draft):
+            if policy.capture_content and _content.worth_deferring(draft, self._content_keys):
                 # Long content is finished on the export worker, when every span of this record's pipeline
                 # goes through a tcc span processor before any exporter (else here, as short content is).
                 worker = _config.content_worker(self._dest)
@@ -619,10 +637,10 @@ class Run(_Record):
         super().__init__(_config.destination(api_key, tcc_url, "tcc.run"), start_ns)
         self._name_ = agent
         self._prompt: str | _content.Later | None = None
-        self._system_prompt: str | None = None
+        self._system_prompt: str | _content.Later | None = None
         self._response: str | None = None
-        self._full_input: str | None = None
-        self._full_output: str | None = None
+        self._full_input: str | _content.Later | None = None
+        self._full_output: str | _content.Later | None = None
         self._metadata: dict[str, AttributeValue] | None = None
         self._children: dict[_Record, None] = {}
         attributes: dict[str, AttributeValue] = {
@@ -670,9 +688,9 @@ class Run(_Record):
         system = (
             None
             if system_prompt is None
-            else messages.system_instructions(system_prompt, "r.prompt(system_prompt=...)")
+            else _system_instructions(system_prompt, "r.prompt(system_prompt=...)")
         )
-        whole = None if full_input is None else checks.json_or_text(full_input, "r.prompt(full_input=...)")
+        whole = None if full_input is None else _json_or_text(full_input, "r.prompt(full_input=...)")
         if self._open("prompt"):
             self._prompt = _text_message("user", user)
             self._system_prompt = system
@@ -682,9 +700,7 @@ class Run(_Record):
     def response(self, text: str, full_output: Any = None) -> Self:
         """The agent's final response, and optionally its whole output (``tcc.run.full_output``)."""
         value = text if _long(text) else checks.text(text, "r.response(text=...)")
-        whole = (
-            None if full_output is None else checks.json_or_text(full_output, "r.response(full_output=...)")
-        )
+        whole = None if full_output is None else _json_or_text(full_output, "r.response(full_output=...)")
         if self._open("response"):
             self._response = value
             self._full_output = whole
@@ -1104,8 +1120,8 @@ class ToolCall(_Record):
         dest = _config.destination(api_key, tcc_url, "tcc.tool_call") or _dest
         owner, parent = _parent_for(self._run_id, _run)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
-        self._args: str | None = None
-        self._result: str | None = None
+        self._args: str | _content.Later | None = None
+        self._result: str | _content.Later | None = None
         attributes: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL,
             sc.TOOL_CALL_ID: self._tool_call_id,
@@ -1137,14 +1153,14 @@ class ToolCall(_Record):
 
     def args(self, value: str | Any) -> Self:
         """The call's arguments: a str as is, anything else serialised to JSON here."""
-        text = checks.json_or_text(value, "tc.args(value=...)")
+        text = _json_or_text(value, "tc.args(value=...)")
         if self._open("args"):
             self._args = text
         return self
 
     def result(self, value: str | Any) -> Self:
         """The call's result: a str as is, anything else serialised to JSON here."""
-        text = checks.json_or_text(value, "tc.result(value=...)")
+        text = _json_or_text(value, "tc.result(value=...)")
         if self._open("result"):
             self._result = text
         return self

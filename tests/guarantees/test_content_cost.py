@@ -41,10 +41,24 @@ def _pipeline(extra: bool) -> tuple[_config.Pipeline, InMemorySpanExporter, tcc.
 
 def _record(case: Callable[[], None], extra: bool) -> list[ReadableSpan]:
     pipeline, exporter, processor = _pipeline(extra)
+    deferred: list[object] = []
+    defer = processor.defer
+
+    def counting(span: Any, pending: Any) -> None:
+        deferred.append(span)
+        defer(span, pending)
+
+    processor.defer = counting  # type: ignore[method-assign]
     previous = _config.install(pipeline)
     try:
         case()
         assert processor.force_flush(30_000)
+        # Finished on the worker only where no other processor sees the spans (and capture is on).
+        assert bool(deferred) is (not extra and case is not _capture_off), (
+            case.__name__,
+            extra,
+            len(deferred),
+        )
         return list(exporter.get_finished_spans())
     finally:
         _config.install(previous)
@@ -70,10 +84,14 @@ def _long_text(chars: int, tail: str = "") -> str:
 def _steps_and_runs() -> None:
     r = tcc.run(name="long")
     r.prompt(_long_text(LONG, "é\ud800 end"), system_prompt="short").response(_long_text(LONG + 7))
+    r.step().prompt("p").response("a").end()  # short: finished on the caller's thread in both
     r.step().prompt(_long_text(LONG, "\U0001f600")).response("short answer").model("gpt-4o").end()
     r.step().prompt("short prompt").response(_long_text(3 * LONG)).finish_reason("length").end()
     r.step().prompt(_long_text(20_000)).response(_long_text(20_000)).end()  # over the worker's threshold only
-    r.end()
+    r.tool_call("search").args(_long_text(LONG, "\udfff")).result({"hits": [_long_text(LONG), "short"]}).end()
+    r.tool_call("fetch").args({"url": "https://example.com"}).result(_long_text(2 * LONG)).end()
+    r.prompt("q", system_prompt=_long_text(LONG), full_input=_long_text(LONG))
+    r.response("a", full_output={"answer": _long_text(LONG)}).end()
 
 
 def _masked() -> None:
@@ -115,16 +133,17 @@ CASES: Final = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_long_content_arrives_as_if_finished_on_the_callers_thread(case: str) -> None:
-    """Prompts and responses of 20 KB to 3 MB (escapes, non-ASCII, lone surrogates) with no mask, a mask,
-    a mask that fails and capture off: the spans finished on the worker equal those finished on the
+    """Prompts, responses, system prompts, full input and output, tool arguments and results of 20 KB to
+    3 MB (escapes, non-ASCII, lone surrogates, long texts inside JSON) with no mask, a mask, a mask that
+    fails and capture off: the spans finished on the worker equal those finished on the
     caller's thread, attribute for attribute."""
     on_worker = _record(CASES[case], extra=False)
     on_caller = _record(CASES[case], extra=True)
-    assert len(on_worker) == len(on_caller) == 4
+    assert len(on_worker) == len(on_caller) == 7
     assert _comparable(on_worker) == _comparable(on_caller)
     if case in ("plain", "mask"):
         cut = [s for s in on_worker if any(k.startswith("tcc.truncated.") for k in s.attributes or {})]
-        assert len(cut) == 3, "the long texts were cut to the limit"
+        assert len(cut) == 5, "the long texts were cut to the limit"
 
 
 def _end_cost(run: tcc.Run, prompt: str) -> tuple[float, float]:
