@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,14 +178,18 @@ def _tail(result: subprocess.CompletedProcess[str], lines: int = 15) -> str:
     return "\n".join((result.stdout + result.stderr).strip().splitlines()[-lines:])
 
 
-def run_one(copy: Path, brk: Break) -> Outcome:
+def run_one(copy: Path, brk: Break, unusable: set[str]) -> Outcome:
     started = time.monotonic()
+    tests = [t for t in brk.tests if t not in unusable and not any(t.startswith(u + "[") for u in unusable)]
+    tests = [t for t in tests if not any(u.startswith(t + "[") for u in unusable)]
+    if not tests:
+        return Outcome(brk, "ERROR", 0.0, "every cited test fails without the break")
     try:
         originals = apply(copy, brk)
     except BreakError as e:
         return Outcome(brk, "ERROR", 0.0, str(e))
     try:
-        result = pytest(copy, brk.tests, stop_first=True)
+        result = pytest(copy, tests, stop_first=True)
     except subprocess.TimeoutExpired:
         return Outcome(
             brk, "ERROR", time.monotonic() - started, f"its tests ran over {PER_BREAK_TIMEOUT_S} s"
@@ -198,6 +203,31 @@ def run_one(copy: Path, brk: Break) -> Outcome:
     if result.returncode == 0:
         return Outcome(brk, "SURVIVED", took, "every cited test passed with the break in place")
     return Outcome(brk, "ERROR", took, f"pytest exited {result.returncode}:\n{_tail(result)}")
+
+
+def baseline(copy: Path, chosen: Sequence[Break], console: Console) -> set[str] | None:
+    """Run the cited tests unbroken; the ones that fail twice (unusable), or None when they cannot run."""
+    started = time.monotonic()
+    tests = list(dict.fromkeys(t for b in chosen for t in b.tests))
+    console.print(f"baseline: {len(tests)} cited tests, unbroken ...")
+    base = pytest(copy, tests, stop_first=False)
+    unusable: set[str] = set()
+    if base.returncode == 1:
+        # A timing test can fail once on a machine under load: those that failed get one more run.
+        again = _failed(base)
+        console.print(f"[yellow]failed unbroken, run again:[/yellow] {escape(', '.join(again))}")
+        if again:
+            unusable = set(_failed(pytest(copy, again, stop_first=False)))
+    elif base.returncode != 0:
+        console.print(f"[red]prove: the cited tests cannot run:[/red]\n{escape(_tail(base, 60))}")
+        return None
+    if unusable:
+        # A test that fails unbroken proves nothing: the breaks run without it, and prove fails.
+        console.print(
+            f"[red]failing without any break (left out):[/red] {escape(', '.join(sorted(unusable)))}"
+        )
+    console.print(f"baseline done in {time.monotonic() - started:.0f} s")
+    return unusable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,26 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (BreakError, subprocess.CalledProcessError) as e:
             console.print(f"[red]prove: {e}[/red]")
             return 2
-        if not args.no_baseline:
-            tests = list(dict.fromkeys(t for b in chosen for t in b.tests))
-            console.print(f"baseline: {len(tests)} cited tests, unbroken ...")
-            base = pytest(copy, tests, stop_first=False)
-            if base.returncode == 1:
-                # A timing test can fail once on a machine under load: those that failed get one more run.
-                flaky = _failed(base)
-                console.print(f"[yellow]failed unbroken, run again: {', '.join(flaky)}[/yellow]")
-                base = pytest(copy, flaky, stop_first=False) if flaky else base
-            if base.returncode != 0:
-                console.print(f"[red]prove: the cited tests fail without any break:[/red]\n{_tail(base, 60)}")
-                return 2
-            console.print(f"baseline passed in {time.monotonic() - started:.0f} s")
+        unusable = set() if args.no_baseline else baseline(copy, chosen, console)
+        if unusable is None:
+            return 2
         outcomes = []
         for brk in chosen:
-            outcome = run_one(copy, brk)
+            outcome = run_one(copy, brk, unusable)
             colour = {"caught": "green", "SURVIVED": "red", "ERROR": "red"}[outcome.verdict]
             console.print(f"[{colour}]{outcome.verdict:>8}[/{colour}] {brk.id} ({outcome.seconds:.0f} s)")
             if outcome.verdict == "caught":
-                console.print(f"         by {outcome.detail}", soft_wrap=True)
+                console.print(f"         by {escape(outcome.detail)}", soft_wrap=True)
             outcomes.append(outcome)
 
     table = Table(title=f"make prove: {len(outcomes)} breaks in {time.monotonic() - started:.0f} s")
@@ -262,8 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(table)
     bad = [o for o in outcomes if o.verdict != "caught"]
     for o in bad:
-        console.print(f"[red]{o.verdict}: {o.brk.id} ({o.brk.promise})[/red]\n  {o.detail}")
-    if any(o.verdict == "ERROR" for o in bad):
+        console.print(f"[red]{o.verdict}: {o.brk.id} ({o.brk.promise})[/red]\n  {escape(o.detail)}")
+    if unusable:
+        console.print(
+            f"[red]cited tests failing without any break:[/red] {escape(', '.join(sorted(unusable)))}"
+        )
+    if unusable or any(o.verdict == "ERROR" for o in bad):
         return 2
     return 1 if bad else 0
 
