@@ -44,5 +44,5 @@ clean:
 
 # Breaks each promise on purpose in a temporary copy and checks that the tests cited for it fail
 # (prove/breaks.toml); `make prove BREAKS="id ..."` runs only those.
-prove: $(STAMP)
+prove: $(DEV)
 	$(BIN)/python -m prove $(BREAKS)
