@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table = Table(title=f"make prove: {len(outcomes)} breaks in {time.monotonic() - started:.0f} s")
     for column in ("break", "promise", "verdict", "s"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for o in outcomes:
         table.add_row(o.brk.id, o.brk.promise, o.verdict, f"{o.seconds:.0f}")
     console.print(table)
