@@ -7,7 +7,7 @@ told from a pass by a wide margin on a loaded 2-core machine:
 
 - ``flush(timeout_millis)`` returns within its timeout plus a margin smaller than the timeout itself, so a
   flush waiting twice its timeout fails;
-- exit waits ``TCC_SHUTDOWN_TIMEOUT_MILLIS=1000``, and the margin (0.9 s) keeps it far from the 5 s default;
+- exit waits ``TCC_SHUTDOWN_TIMEOUT_MILLIS=1000``, and the margin (1 s) keeps it far from the 5 s default;
 - ``end()`` while an export hangs costs what it costs with no export at all, within 2x plus 1 ms: an
   ``end()`` that stalls 5 ms while an export is in flight fails.
 """
@@ -98,8 +98,8 @@ def test_flush_returns_within_its_timeout_with_a_hung_collector() -> None:
 # --- bounded exit ---------------------------------------------------------------------------------------
 
 EXIT_BOUND_S = 1.0
-EXIT_MARGIN_S = 0.6  # tcc's exit delivery: 1.6 s at most, far from the 5 s default
-EXIT_TEARDOWN_S = 2.5  # the whole exit, the interpreter's teardown included: 3.5 s, under the 5 s default
+EXIT_MARGIN_S = 1.0  # tcc's exit delivery: 2 s at most, far from the 5 s default
+EXIT_TEARDOWN_S = 3.0  # the whole exit, the interpreter's teardown included: 4 s, under the 5 s default
 
 HUNG_EXIT = r"""
 import atexit, sys, time
@@ -136,8 +136,8 @@ def _reading(child_lines: list[str], tag: str) -> float:
 )
 def test_exit_waits_the_configured_bound_with_a_hung_collector(configure: str, env: dict[str, str]) -> None:
     """Interpreter exit with an export hanging and spans queued waits the configured 1 s, not the 5 s
-    default: from the script's last line to the end of tcc's exit delivery, between 0.8 s and 1.6 s; the
-    process is gone within 3.5 s."""
+    default: from the script's last line to the end of tcc's exit delivery, between 0.8 s and 2 s; the
+    process is gone within 4 s (margins for a loaded machine)."""
     with FaultyCollector() as collector:
         collector.hang()
         code = HUNG_EXIT.replace("CONFIGURE", configure)
