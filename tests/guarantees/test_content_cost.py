@@ -146,27 +146,29 @@ def test_long_content_arrives_as_if_finished_on_the_callers_thread(case: str) ->
         assert len(cut) == 5, "the long texts were cut to the limit"
 
 
-def _end_cost(run: tcc.Run, prompt: str) -> tuple[float, float]:
-    """CPU of this thread for the setters, and for end(), of one step with ``prompt``."""
+def _end_cost(run: tcc.Run, prompt: str) -> tuple[float, float, float]:
+    """This thread's CPU for the setters, and for end(), and the wall-clock time of end(), of one step
+    with ``prompt``, in ms."""
     started = time.thread_time_ns()
     s = run.step().prompt(prompt).response("answer").model("gpt-4o").tokens(10, 0, 5)
-    set_up = time.thread_time_ns()
+    set_up, wall = time.thread_time_ns(), time.perf_counter_ns()
     s.end()
-    ended = time.thread_time_ns()
-    return (set_up - started) / 1e6, (ended - set_up) / 1e6
+    ended, wall_ended = time.thread_time_ns(), time.perf_counter_ns()
+    return (set_up - started) / 1e6, (ended - set_up) / 1e6, (wall_ended - wall) / 1e6
 
 
 ROUNDS: Final = 7
 
 
 def test_a_long_prompt_costs_the_caller_what_a_short_one_does(captured: Captured) -> None:
-    """The caller's CPU for a step's setters and its end() with a 1 MB and a 10 MB prompt, against a short
-    prompt: at most 3x plus 0.5 ms (medians over rounds, the worker idle before each). Finishing 1 MB
-    on the caller's thread costs several milliseconds, 10 MB tens of milliseconds."""
+    """The caller's CPU for a step's setters and for its end(), and end()'s wall-clock time, with a 1 MB
+    and a 10 MB prompt, against a short prompt: at most 3x plus 0.5 ms of CPU, 3x plus 2 ms of wall time
+    (medians over rounds, the worker idle before each). Finishing 1 MB on the caller's thread costs
+    several milliseconds, 10 MB tens of milliseconds; an end() that waits for anything fails too."""
     texts = {"short": "What is the weather in London?", "1 MB": "x" * 1_000_000, "10 MB": "x" * 10_000_000}
     r = tcc.run()
     r.prompt("q")
-    costs: dict[str, list[tuple[float, float]]] = {name: [] for name in texts}
+    costs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in texts}
     for _ in range(ROUNDS):
         for name, text in texts.items():
             assert tcc.flush(30_000)
@@ -176,14 +178,20 @@ def test_a_long_prompt_costs_the_caller_what_a_short_one_does(captured: Captured
     r.end()
     assert tcc.flush(30_000)
     medians = {
-        name: tuple(statistics.median(c[i] for c in rounds) for i in (0, 1)) for name, rounds in costs.items()
+        name: [statistics.median(c[i] for c in rounds) for i in range(3)] for name, rounds in costs.items()
     }
-    print("\nsetters / end() in ms: " + ", ".join(f"{n} {s:.3f} / {e:.3f}" for n, (s, e) in medians.items()))
-    short_setters, short_end = medians["short"]
+    print(
+        "\nsetters / end() CPU / end() wall, ms: "
+        + ", ".join(f"{n} {s:.3f} / {e:.3f} / {w:.3f}" for n, (s, e, w) in medians.items())
+    )
+    short_setters, short_end, short_wall = medians["short"]
     for name in ("1 MB", "10 MB"):
-        setters, end = medians[name]
+        setters, end, wall = medians[name]
         assert end <= 3 * short_end + 0.5, (
             f"end() with a {name} prompt: {end:.3f} ms, short {short_end:.3f} ms"
+        )
+        assert wall <= 3 * short_wall + 2, (
+            f"end() with a {name} prompt took {wall:.3f} ms, short {short_wall:.3f}"
         )
         assert setters <= 3 * short_setters + 0.5, (
             f"the setters with a {name} prompt: {setters:.3f} ms, short {short_setters:.3f} ms"
