@@ -84,11 +84,12 @@ class Later:
     >>> Later(sc.text_messages, "user", prompt)()   # the messages JSON of a long prompt, when called
     """
 
-    __slots__ = ("_args", "_build")
+    __slots__ = ("_args", "_build", "size")
 
-    def __init__(self, build: Callable[..., str], *args: Any) -> None:
+    def __init__(self, build: Callable[..., str], text: str, *args: Any) -> None:
         self._build = build
-        self._args = args
+        self._args = (text, *args)
+        self.size = len(text)  # what it holds until built, in characters
 
     def __call__(self) -> str:
         return self._build(*self._args)
@@ -101,7 +102,7 @@ class Pending:
     >>> Pending({sc.INPUT_MESSAGES: Later(...)}, keys, mask=None, limit=262_144).resolve()
     """
 
-    __slots__ = ("_keys", "_limit", "_mask", "_values")
+    __slots__ = ("_keys", "_limit", "_mask", "_values", "size")
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class Pending:
         self._keys = keys
         self._mask = mask
         self._limit = limit
+        self.size = content_size(values)
 
     def resolve(self) -> dict[str, AttributeValue]:
         attributes = built(self._values)
@@ -128,6 +130,14 @@ def built(attributes: dict[str, AttributeValue | Later]) -> dict[str, AttributeV
         if isinstance(value, Later):
             attributes[key] = value()
     return attributes  # type: ignore[return-value]  # no Later is left
+
+
+def content_size(attributes: dict[str, AttributeValue | Later]) -> int:
+    """The characters of the texts in ``attributes`` (built or not)."""
+    return sum(
+        value.size if isinstance(value, Later) else len(value) if type(value) is str else 0
+        for value in attributes.values()
+    )
 
 
 def worth_deferring(attributes: dict[str, AttributeValue | Later], keys: Iterable[str]) -> bool:

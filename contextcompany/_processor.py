@@ -60,6 +60,9 @@ _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5000
 # A batch is cut before its spans' text passes this many bytes, so a request stays inside the 4 MiB a
 # collector's gRPC receiver accepts by default (HTTP receivers take more), whatever the batch size.
 _MAX_REQUEST_BYTES = 3 * 1024 * 1024
+# Long content held for queued spans, to be finished by the worker (see SpanProcessor.can_defer): 32 Mi
+# characters, a few times what one request carries, so a full queue of long prompts stays bounded.
+_MAX_DEFERRED_CHARS = 32 * 1024 * 1024
 
 
 def _env_int(name: str, default: int) -> int:
@@ -439,6 +442,9 @@ class SpanProcessor(_SdkSpanProcessor):
         self._exporters: dict[Hashable, SpanExporter | None] = {}
         self._routes: dict[int, Hashable] = {}
         self._content: dict[int, Pending] = {}  # span id -> its long content, finished by the worker
+        self._content_size = 0  # the characters self._content holds
+        # Its own lock: _forget runs under self._lock (on_end dropping the oldest span), and takes this one.
+        self._content_lock = threading.Lock()
         self._max_queue = int(_setting(max_queue_size, "max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE"))
         delay = _setting(schedule_delay_millis, "schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY")
         self._delay = delay / 1000
@@ -486,6 +492,8 @@ class SpanProcessor(_SdkSpanProcessor):
         # (threads do not survive fork, and a lock held at fork time would never be released).
         self._roll_up.reset()
         self._content = {}
+        self._content_size = 0
+        self._content_lock = threading.Lock()  # another thread may have held it at fork time
         if not self._is_shutdown:
             self._start_worker()
 
@@ -500,19 +508,36 @@ class SpanProcessor(_SdkSpanProcessor):
         if span_id:
             self._routes[span_id] = key  # one dict store; the worker pops it
 
+    def can_defer(self, size: int) -> bool:
+        """Whether the worker can take ``size`` more characters of content to finish: the long content it
+        holds for queued spans stays under ``_MAX_DEFERRED_CHARS`` (with a slow or hung collector the
+        queue fills; past that, the caller finishes long content itself, cutting it to the limit)."""
+        return self._content_size + size <= _MAX_DEFERRED_CHARS
+
     def defer(self, span: trace_api.Span, pending: Pending) -> None:
         """Finish ``span``'s content on the worker, before the stages (see ``_content.Pending``). Only for a
         span this processor alone sees: no other processor would ever get that content."""
         span_id = span.get_span_context().span_id
         if span_id:
-            self._content[span_id] = pending  # one dict store; the worker pops it
+            with self._content_lock:
+                self._content[span_id] = pending
+                self._content_size += pending.size
+
+    def _take_content(self, span_id: int) -> Pending | None:
+        if not self._content:
+            return None
+        with self._content_lock:
+            pending = self._content.pop(span_id, None)
+            if pending is not None:
+                self._content_size -= pending.size
+        return pending
 
     def _forget(self, span: ReadableSpan) -> None:
         """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
         self._roll_up.forget(span)
         if span.context is not None:
             self._routes.pop(span.context.span_id, None)
-            self._content.pop(span.context.span_id, None)
+            self._take_content(span.context.span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
@@ -645,7 +670,7 @@ class SpanProcessor(_SdkSpanProcessor):
         except Exception:
             self._once.error("edit", "contextcompany: could not read the attributes of span %r", span.name)
             return span, _approximate_size(span.name, {})
-        pending = self._content.pop(span.context.span_id, None) if self._content and span.context else None
+        pending = self._take_content(span.context.span_id) if span.context is not None else None
         if pending is not None:
             try:
                 for key, value in pending.resolve().items():

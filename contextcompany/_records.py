@@ -85,11 +85,11 @@ def _text_message(role: str, text: str, finish_reason: str | None = None) -> str
     """The GenAI messages JSON of one text: now for a short text (checked at its setter), later for a long
     one, whose check (lone surrogates become U+FFFD) is done with the rest of its work."""
     if len(text) > _content.DEFER_AT:
-        return _content.Later(_checked_message, role, text, finish_reason)
+        return _content.Later(_checked_message, text, role, finish_reason)
     return sc.text_messages(role, text, finish_reason)
 
 
-def _checked_message(role: str, text: str, finish_reason: str | None) -> str:
+def _checked_message(text: str, role: str, finish_reason: str | None) -> str:
     return sc.text_messages(role, checks.text(text, "content"), finish_reason)
 
 
@@ -435,6 +435,8 @@ class _Record:
                 # Long content is finished on the export worker, when every span of this record's pipeline
                 # goes through a tcc span processor before any exporter (else here, as short content is).
                 worker = _config.content_worker(self._dest)
+                if worker is not None and not worker.can_defer(_content.content_size(draft)):
+                    worker = None  # its worker holds enough long content already (a slow collector)
             attributes, pending = _content.finish(
                 draft,
                 self._content_keys,

@@ -9,6 +9,7 @@ before. The same records made in both kinds of pipeline must arrive with the sam
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -201,3 +202,59 @@ def test_a_long_prompt_costs_the_caller_what_a_short_one_does(captured: Captured
     ]
     assert len(long_steps) == 2 * ROUNDS
     assert all(s.attributes["tcc.truncated.gen_ai.input.messages"] > 1_000_000 for s in long_steps)  # type: ignore[index]
+
+
+class _Held(InMemorySpanExporter):
+    """An exporter whose first export waits until released: the collector is slow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def export(self, spans: Any) -> Any:
+        self.release.wait(30)
+        return super().export(spans)
+
+
+def test_long_content_held_for_a_stuck_worker_is_bounded() -> None:
+    """While exports are stuck, the long content waiting for the worker stays under 32 Mi characters: past
+    that, steps finish theirs on the caller's thread. Every step arrives, cut as documented."""
+    exporter = _Held()
+    processor = tcc.SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=10_000)
+    provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
+    provider.add_span_processor(processor)
+    deferred: list[int] = []
+    defer = processor.defer
+
+    def counting(span: Any, pending: Any) -> None:
+        deferred.append(pending.size)
+        defer(span, pending)
+
+    processor.defer = counting  # type: ignore[method-assign]
+    pipeline = _config.Pipeline(
+        tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
+    )
+    previous = _config.install(pipeline)
+    try:
+        r = tcc.run()
+        r.prompt("q")
+        r.step().prompt("p").response("a").end()
+        time.sleep(0.2)  # the worker is stuck in its first export
+        for i in range(60):
+            r.step().prompt(f"{i} " + "x" * 1_000_000).response("a").end()
+        r.end()
+        held = sum(deferred)
+        exporter.release.set()
+        assert processor.force_flush(60_000)
+    finally:
+        _config.install(previous)
+        provider.shutdown()
+    assert 0 < held <= 32 * 1024 * 1024, held
+    assert len(deferred) < 60, "past the bound, the caller finished the content"
+    steps = [
+        s
+        for s in exporter.get_finished_spans()
+        if len((s.attributes or {}).get("gen_ai.input.messages", "")) > 100
+    ]
+    assert len(steps) == 60
+    assert all((s.attributes or {})["tcc.truncated.gen_ai.input.messages"] > 1_000_000 for s in steps)
