@@ -124,9 +124,12 @@ class Pending:
         return attributes
 
 
-def built(attributes: dict[str, AttributeValue | Later]) -> dict[str, AttributeValue]:
-    """``attributes`` with every ``Later`` value built (in place; returned for the type)."""
-    for key, value in attributes.items():
+def built(
+    attributes: dict[str, AttributeValue | Later], keys: Iterable[str] | None = None
+) -> dict[str, AttributeValue]:
+    """``attributes`` with every ``Later`` value (among ``keys``, else all) built, in place."""
+    for key in list(attributes) if keys is None else keys:
+        value = attributes.get(key)
         if isinstance(value, Later):
             attributes[key] = value()
     return attributes  # type: ignore[return-value]  # no Later is left
@@ -169,7 +172,7 @@ def finish(
         content = {key: attributes.pop(key) for key in keys if key in attributes}
         pending = Pending(content, keys, mask=mask, limit=limit)
     elif capture:
-        built(attributes)
+        built(attributes, keys)  # only content attributes are ever Later
     # With capture off, ``apply`` drops every content attribute (every ``Later`` is one) unbuilt.
     ready: dict[str, AttributeValue] = attributes  # type: ignore[assignment]
     apply(ready, keys, capture=capture, mask=mask, limit=limit)
