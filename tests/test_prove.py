@@ -14,6 +14,7 @@ from prove.__main__ import REPO, BreakError, Edit, apply, check_page, load, prom
 def test_every_break_applies_to_the_code_as_it_is() -> None:
     for brk in load():
         for edit in brk.edits:
+            assert (REPO / edit.file).is_file(), f"{brk.id}: stale, {edit.file} is gone"
             text = (REPO / edit.file).read_text(encoding="utf-8")
             assert text.count(edit.find) == 1, (
                 f"{brk.id}: stale, the text occurs {text.count(edit.find)} times"

@@ -20,28 +20,28 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _pipeline
 from contextcompany._ids import OwnRandomIds, RunIdGenerator
 from tests.conftest import Captured
 
 LONG: Final = 1_000_000
 
 
-def _pipeline(extra: bool) -> tuple[_config.Pipeline, InMemorySpanExporter, tcc.SpanProcessor]:
+def _make_pipeline(extra: bool) -> tuple[_pipeline.Pipeline, InMemorySpanExporter, tcc.SpanProcessor]:
     exporter = InMemorySpanExporter()
     processor = tcc.SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=100_000)
     provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
     provider.add_span_processor(processor)
     if extra:  # another processor sees every span: long content must be finished before it does
         provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    pipeline = _config.Pipeline(
+    pipeline = _pipeline.Pipeline(
         tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
     )
     return pipeline, exporter, processor
 
 
 def _record(case: Callable[[], None], extra: bool) -> list[ReadableSpan]:
-    pipeline, exporter, processor = _pipeline(extra)
+    pipeline, exporter, processor = _make_pipeline(extra)
     deferred: list[object] = []
     defer = processor.defer
 
@@ -50,7 +50,7 @@ def _record(case: Callable[[], None], extra: bool) -> list[ReadableSpan]:
         defer(span, pending)
 
     processor.defer = counting  # type: ignore[method-assign]
-    previous = _config.install(pipeline)
+    previous = _pipeline.install(pipeline)
     try:
         case()
         assert processor.force_flush(30_000)
@@ -62,7 +62,7 @@ def _record(case: Callable[[], None], extra: bool) -> list[ReadableSpan]:
         )
         return list(exporter.get_finished_spans())
     finally:
-        _config.install(previous)
+        _pipeline.install(previous)
         assert pipeline.provider is not None
         pipeline.provider.shutdown()  # type: ignore[attr-defined]
 
@@ -231,10 +231,10 @@ def test_long_content_held_for_a_stuck_worker_is_bounded() -> None:
         defer(span, pending)
 
     processor.defer = counting  # type: ignore[method-assign]
-    pipeline = _config.Pipeline(
+    pipeline = _pipeline.Pipeline(
         tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
     )
-    previous = _config.install(pipeline)
+    previous = _pipeline.install(pipeline)
     try:
         r = tcc.run()
         r.prompt("q")
@@ -247,7 +247,7 @@ def test_long_content_held_for_a_stuck_worker_is_bounded() -> None:
         exporter.release.set()
         assert processor.force_flush(60_000)
     finally:
-        _config.install(previous)
+        _pipeline.install(previous)
         provider.shutdown()
     assert 0 < held <= 32 * 1024 * 1024, held
     assert len(deferred) < 60, "past the bound, the caller finished the content"
