@@ -84,6 +84,10 @@ class Later:
         return self._build(*self._args)
 
 
+# A record's attributes as it ends: some content values may still be to build.
+Draft = dict[str, "AttributeValue | Later"]
+
+
 class Pending:
     """The content attributes of one ended span, with the policy in force when it ended, finished on the
     export worker (``resolve``) exactly as ``apply`` would have on the caller's thread.

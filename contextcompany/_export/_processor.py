@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
@@ -38,10 +38,12 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from contextcompany import _diag as diag
 from contextcompany import _forksafe as forksafe
 from contextcompany import _settings
-from contextcompany._content import Pending
 
 from ._batcher import Batcher, Stats, approximate_size
 from ._stages import Edit, Pricing, RollUp, Stage, StepRule
+
+if TYPE_CHECKING:  # finished here, built by the records above: no import back up the layers at runtime
+    from contextcompany._content import Pending
 
 __all__ = ["SpanProcessor", "Stats"]
 
