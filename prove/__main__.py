@@ -177,8 +177,14 @@ def apply(root: Path, brk: Break) -> dict[Path, str]:
                     f"{brk.id}: the text to replace occurs {count} times in {edit.file} "
                     f"(stale?):\n{edit.find}"
                 )
+            broken = text.replace(edit.find, edit.replace)
+            if path.suffix == ".py":
+                try:  # a break changes behaviour; one that does not even compile proves nothing
+                    compile(broken, str(path), "exec")
+                except SyntaxError as e:
+                    raise BreakError(f"{brk.id}: {edit.file} does not compile with the break: {e}") from None
             originals.setdefault(path, text)
-            path.write_text(text.replace(edit.find, edit.replace), encoding="utf-8")
+            path.write_text(broken, encoding="utf-8")
     except BaseException:
         restore(originals)
         raise

@@ -55,3 +55,19 @@ def test_a_stale_break_is_an_error_and_changes_nothing(tmp_path: Path) -> None:
         with pytest.raises(BreakError, match="stale"):
             apply(tmp_path, broken)
         assert (tmp_path / "a.py").read_text(encoding="utf-8") == "x = 1\n"  # the first edit was undone
+
+
+def test_a_break_that_does_not_compile_is_an_error(tmp_path: Path) -> None:
+    brk = load()[0]
+    (tmp_path / "a.py").write_text("x = 1\n", encoding="utf-8")
+    broken = type(brk)(brk.id, brk.promise, (Edit("a.py", "x = 1", "x = (1"),), brk.tests)
+    with pytest.raises(BreakError, match="does not compile"):
+        apply(tmp_path, broken)
+    assert (tmp_path / "a.py").read_text(encoding="utf-8") == "x = 1\n"
+
+
+def test_every_break_compiles() -> None:
+    for brk in load():
+        for edit in brk.edits:
+            path = REPO / edit.file
+            compile(path.read_text(encoding="utf-8").replace(edit.find, edit.replace), str(path), "exec")
