@@ -10,7 +10,7 @@ DEV    := $(VENV)/.installed-dev
 PORT   ?= 4318
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: test lint demo bench venv clean
+.PHONY: test lint demo bench prove venv clean
 
 venv: $(DEV)
 
@@ -42,3 +42,8 @@ bench: $(DEV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Breaks each promise on purpose in a temporary copy and checks that the tests cited for it fail
+# (prove/breaks.toml); `make prove BREAKS="id ..."` runs only those.
+prove: $(DEV)
+	$(BIN)/python -m prove $(BREAKS)

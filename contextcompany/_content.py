@@ -58,6 +58,120 @@ def fit(text: str | None, limit: int) -> str | None:
     return text[: limit - len(tail)] + tail if limit > len(tail) else text[:limit]
 
 
+# --- content finished on the export worker --------------------------------------------------------------
+
+# A text longer than this is written out (GenAI message JSON), masked and cut on the export worker instead
+# of the caller's thread, where that work grows with the text: a 10 MB prompt would cost the caller tens
+# of milliseconds. Shorter texts cost microseconds and are finished on the caller, as before.
+DEFER_AT: Final = 16_384
+
+
+class Later:
+    """A content attribute whose value is built later: on the export worker when the span goes only
+    through a tcc span processor, else on the caller's thread when the record ends.
+
+    >>> Later(sc.text_messages, "user", prompt)()   # the messages JSON of a long prompt, when called
+    """
+
+    __slots__ = ("_args", "_build", "size")
+
+    def __init__(self, build: Callable[..., str], text: str, *args: Any) -> None:
+        self._build = build
+        self._args = (text, *args)
+        self.size = len(text)  # what it holds until built, in characters
+
+    def __call__(self) -> str:
+        return self._build(*self._args)
+
+
+# A record's attributes as it ends: some content values may still be to build.
+Draft = dict[str, "AttributeValue | Later"]
+
+
+class Pending:
+    """The content attributes of one ended span, with the policy in force when it ended, finished on the
+    export worker (``resolve``) exactly as ``apply`` would have on the caller's thread.
+
+    >>> Pending({sc.INPUT_MESSAGES: Later(...)}, keys, mask=None, limit=262_144).resolve()
+    """
+
+    __slots__ = ("_keys", "_limit", "_mask", "_values", "size")
+
+    def __init__(
+        self,
+        values: dict[str, AttributeValue | Later],
+        keys: tuple[str, ...],
+        *,
+        mask: Callable[[str], str] | None,
+        limit: int,
+    ) -> None:
+        self._values = values
+        self._keys = keys
+        self._mask = mask
+        self._limit = limit
+        self.size = content_size(values)
+
+    def resolve(self) -> dict[str, AttributeValue]:
+        attributes = built(self._values)
+        apply(attributes, self._keys, capture=True, mask=self._mask, limit=self._limit)
+        return attributes
+
+
+def built(
+    attributes: dict[str, AttributeValue | Later], keys: Iterable[str] | None = None
+) -> dict[str, AttributeValue]:
+    """``attributes`` with every ``Later`` value (among ``keys``, else all) built, in place."""
+    for key in list(attributes) if keys is None else keys:
+        value = attributes.get(key)
+        if isinstance(value, Later):
+            attributes[key] = value()
+    return attributes  # type: ignore[return-value]  # no Later is left
+
+
+def content_size(attributes: dict[str, AttributeValue | Later]) -> int:
+    """The characters of the texts in ``attributes`` (built or not)."""
+    return sum(
+        value.size if isinstance(value, Later) else len(value) if type(value) is str else 0
+        for value in attributes.values()
+    )
+
+
+def worth_deferring(attributes: dict[str, AttributeValue | Later], keys: Iterable[str]) -> bool:
+    """A content attribute is still to be built, or long enough that cutting it would cost the caller."""
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, Later) or (type(value) is str and len(value) > DEFER_AT):
+            return True
+    return False
+
+
+def finish(
+    attributes: dict[str, AttributeValue | Later],
+    keys: tuple[str, ...],
+    *,
+    capture: bool,
+    mask: Callable[[str], str] | None,
+    limit: int,
+    defer: bool,
+) -> tuple[dict[str, AttributeValue], Pending | None]:
+    """The policy applied to a record's attributes as it ends (in place). With ``defer`` (and capture on),
+    the content attributes are taken out and returned as a ``Pending`` for the export worker, which
+    finishes them exactly as this would have; the rest is finished here.
+
+    >>> ready, pending = finish(attributes, keys, capture=True, mask=None, limit=262_144, defer=True)
+    """
+    pending = None
+    if capture and defer:
+        content = {key: attributes.pop(key) for key in keys if key in attributes}
+        pending = Pending(content, keys, mask=mask, limit=limit)
+    elif capture:
+        built(attributes, keys)  # only content attributes are ever Later
+    # With capture off, ``apply`` drops every content attribute (every ``Later`` is one) unbuilt.
+    ready: dict[str, AttributeValue] = attributes  # type: ignore[assignment]
+    apply(ready, keys, capture=capture, mask=mask, limit=limit)
+    return ready, pending
+
+
 def apply(
     attributes: dict[str, AttributeValue],
     keys: Iterable[str],

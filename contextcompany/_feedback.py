@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AttributeValue
 
 from . import _checks as checks
-from . import _destinations
+from . import _content, _destinations
 from . import _fields as fields
 from . import _registry as registry
 from . import _semconv as sc
@@ -59,7 +58,7 @@ def send(
     if dest is None:
         live = registry.live_runs.get(run_id)
         dest = live._dest if live is not None else None
-    attributes: dict[str, AttributeValue] = {
+    attributes: _content.Draft = {
         sc.RUN_ID: run_id,
         sc.EVALUATION_NAME: sc.FEEDBACK_EVALUATION_NAME,
     }
@@ -72,7 +71,7 @@ def send(
     handle = SpanHandle.later(
         "feedback", sc.FEEDBACK_SPAN_NAME, registry.run_context(run_id), SpanKind.INTERNAL, {}, dest=dest
     )
-    handle.finish(attributes, content=_CONTENT)
+    handle.finish(attributes, content=_CONTENT, dest=dest)
 
 
 def submit_feedback(

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from . import _checks as checks
+from . import _content
 from . import _messages as messages
 from . import _semconv as sc
 
@@ -53,13 +54,60 @@ def _no_check(value: Any, where: str) -> Any:
     return value  # checked by _import where it is read: nested records, the run's prompt dict
 
 
+# --- long texts: written out on the export worker (see _content.Later) -------------------------------
+
+
+def long(value: object) -> TypeGuard[str]:
+    """A text long enough to be checked and written out later (see ``_content.DEFER_AT``)."""
+    return type(value) is str and len(value) > _content.DEFER_AT
+
+
+def text_message(role: str, text: str, finish_reason: str | None = None) -> str | _content.Later:
+    """The GenAI messages JSON of one text: now for a short text (checked at its setter), later for a long
+    one, whose check (lone surrogates become U+FFFD) is done with the rest of its work."""
+    if len(text) > _content.DEFER_AT:
+        return _content.Later(_checked_message, text, role, finish_reason)
+    return sc.text_messages(role, text, finish_reason)
+
+
+def _checked_message(text: str, role: str, finish_reason: str | None) -> str:
+    return sc.text_messages(role, checks.text(text, "content"), finish_reason)
+
+
+def _text(value: object, where: str) -> str:
+    """``checks.text``, a long str's left for later (a str cannot change meanwhile)."""
+    return value if long(value) else checks.text(value, where)
+
+
+def _json_or_text(value: object, where: str) -> str | _content.Later:
+    """``checks.json_or_text``, a long str's check done later; any other value is written out now, so that
+    what is sent is what the value was at the call."""
+    if long(value):
+        return _content.Later(checks.text, value, where)
+    return checks.json_or_text(value, where)
+
+
+def _input_messages(value: object, where: str) -> str | _content.Later:
+    return text_message("user", value) if long(value) else messages.input_messages(value, where)
+
+
+def _system_instructions(value: object, where: str) -> str | _content.Later:
+    if long(value):
+        return _content.Later(_checked_parts, value, where)
+    return messages.system_instructions(value, where)
+
+
+def _checked_parts(text: str, where: str) -> str:
+    return sc.text_parts(checks.text(text, where))
+
+
 # --- checks that are more than one call ------------------------------------------------------------
 
 
 def response(value: object, where: str) -> tuple[str | None, str | None, str | None]:
     """A step's response: (plain text, or GenAI output messages JSON and the finish reason found in it)."""
     if isinstance(value, str):
-        return checks.text(value, where), None, None
+        return _text(value, where), None, None
     structured, found = messages.output_messages(value, None, where)
     return None, structured, found
 
@@ -96,7 +144,7 @@ def _store_model(step: Any, value: str) -> None:
 
 
 def _store_user_prompt(run: Any, value: str) -> None:
-    run._prompt = sc.text_messages("user", value)
+    run._prompt = text_message("user", value)
 
 
 def _store_metadata(run: Any, value: dict[str, Any]) -> None:
@@ -119,7 +167,7 @@ def _times(var: str, call: str) -> tuple[Field, ...]:
 STEP_RUN_ID: Final = Field("run_id", "tcc.step(run_id=...)", checks.identifier, sc.RUN_ID)
 STEP_ID: Final = Field("step_id", "tcc.step(step_id=...)", checks.new_id, sc.STEP_ID)
 STEP_PROMPT: Final = Field(
-    "prompt", "s.prompt(text=...)", messages.input_messages, sc.INPUT_MESSAGES, into("_prompt")
+    "prompt", "s.prompt(text=...)", _input_messages, sc.INPUT_MESSAGES, into("_prompt")
 )
 STEP_RESPONSE: Final = Field(
     "response", "s.response(text=...)", response, sc.OUTPUT_MESSAGES, _store_response
@@ -188,10 +236,8 @@ TOOL_CALL_RUN_ID: Final = Field("run_id", "tcc.tool_call(run_id=...)", checks.id
 TOOL_CALL_ID: Final = Field("tool_call_id", "tcc.tool_call(tool_call_id=...)", checks.new_id, sc.TOOL_CALL_ID)
 TOOL_NAME: Final = Field("tool_name", "tcc.tool_call(tool_name=...)", checks.identifier, sc.TOOL_NAME)
 NAME: Final = Field("name", "tc.name(tool_name=...)", checks.identifier, sc.TOOL_NAME, into("_tool_name"))
-ARGS: Final = Field("args", "tc.args(value=...)", checks.json_or_text, sc.TOOL_CALL_ARGUMENTS, into("_args"))
-RESULT: Final = Field(
-    "result", "tc.result(value=...)", checks.json_or_text, sc.TOOL_CALL_RESULT, into("_result")
-)
+ARGS: Final = Field("args", "tc.args(value=...)", _json_or_text, sc.TOOL_CALL_ARGUMENTS, into("_args"))
+RESULT: Final = Field("result", "tc.result(value=...)", _json_or_text, sc.TOOL_CALL_RESULT, into("_result"))
 
 # The run (r = tcc.run(), send_run).
 RUN_ID: Final = Field("run_id", "tcc.run(run_id=...)", checks.new_id, sc.RUN_ID)
@@ -203,25 +249,23 @@ AGENT_NAME: Final = Field("name", "tcc.run(name=...)", checks.identifier, sc.AGE
 # send_run's prompt is a str (the user prompt) or {"user_prompt": ..., "system_prompt": ...}.
 RUN_PROMPT: Final = Field("prompt", "r.prompt(user_prompt=...)", _no_check, sc.INPUT_MESSAGES)
 USER_PROMPT: Final = Field(
-    "user_prompt", "r.prompt(user_prompt=...)", checks.text, sc.INPUT_MESSAGES, _store_user_prompt
+    "user_prompt", "r.prompt(user_prompt=...)", _text, sc.INPUT_MESSAGES, _store_user_prompt
 )
 SYSTEM_PROMPT: Final = Field(
     "system_prompt",
     "r.prompt(system_prompt=...)",
-    messages.system_instructions,
+    _system_instructions,
     sc.SYSTEM_INSTRUCTIONS,
     into("_system_prompt"),
 )
 FULL_INPUT: Final = Field(
-    "full_input", "r.prompt(full_input=...)", checks.json_or_text, sc.RUN_FULL_INPUT, into("_full_input")
+    "full_input", "r.prompt(full_input=...)", _json_or_text, sc.RUN_FULL_INPUT, into("_full_input")
 )
-RUN_RESPONSE: Final = Field(
-    "response", "r.response(text=...)", checks.text, sc.OUTPUT_MESSAGES, into("_response")
-)
+RUN_RESPONSE: Final = Field("response", "r.response(text=...)", _text, sc.OUTPUT_MESSAGES, into("_response"))
 FULL_OUTPUT: Final = Field(
     "full_output",
     "r.response(full_output=...)",
-    checks.json_or_text,
+    _json_or_text,
     sc.RUN_FULL_OUTPUT,
     into("_full_output"),
 )

@@ -628,6 +628,45 @@ def stats() -> Stats:
     )
 
 
+def content_worker(dest: Destination | None) -> SpanProcessor | None:
+    """The tcc span processor that alone sees every span to ``dest`` (the only processor on its provider),
+    on whose worker a record's long content can be finished; None when another processor would see the
+    span first or besides (a service's own, or ``configure(span_processors=...)``).
+
+    >>> worker = content_worker(record._dest)
+    """
+    pipeline = _pipeline
+    if pipeline is None:
+        return None
+    _, router = pipeline.target(dest)
+    if router is not None:  # a routed destination: tcc's own pipeline for it
+        owner = next(
+            (p for p in (pipeline, pipeline.routing) if p is not None and p.processor is router), None
+        )
+        provider = owner.provider if owner is not None else None
+    else:
+        provider = pipeline.provider
+    if provider is None:
+        return None
+    leaves = _leaf_processors(provider)
+    only = leaves[0] if len(leaves) == 1 else None
+    return only if isinstance(only, SpanProcessor) else None
+
+
+def _leaf_processors(provider: trace.TracerProvider) -> list[object]:
+    """Every span processor on an SDK provider (see ``_processors_on``); [] when they cannot be read."""
+    found: list[object] = []
+    pending: list[object] = [getattr(provider, "_active_span_processor", None)]
+    while pending:
+        item = pending.pop()
+        children = getattr(item, "_span_processors", None)
+        if isinstance(children, tuple | list):
+            pending.extend(children)
+        elif item is not None:
+            found.append(item)
+    return found
+
+
 def _processors_on(provider: trace.TracerProvider) -> list[SpanProcessor]:
     """The tcc span processors a service added to its SDK provider.
 

@@ -214,7 +214,7 @@ class _Record:
         """The setter that must be called before end(), if one is missing."""
         return None
 
-    def _attributes(self) -> dict[str, AttributeValue]:
+    def _attributes(self) -> _content.Draft:
         raise NotImplementedError
 
     def _name(self) -> str | None:
@@ -270,6 +270,7 @@ class _Record:
             description=self._status_message,
             end_ns=self._end_ns,
             content=self._content_keys,
+            dest=self._dest,
         )
         owner = self._owner() if self._owner is not None else None
         if owner is not None:
@@ -458,11 +459,11 @@ class Run(_Record):
         _Record.__init__(self, dest, start_ns)
         self._run_id = run_id
         self._name_ = name
-        self._prompt: str | None = None
-        self._system_prompt: str | None = None
+        self._prompt: str | _content.Later | None = None
+        self._system_prompt: str | _content.Later | None = None
         self._response: str | None = None
-        self._full_input: str | None = None
-        self._full_output: str | None = None
+        self._full_input: str | _content.Later | None = None
+        self._full_output: str | _content.Later | None = None
         self._metadata: dict[str, AttributeValue] | None = None
         self._children: dict[_Record, None] = {}
         attributes: dict[str, AttributeValue] = {
@@ -517,7 +518,7 @@ class Run(_Record):
         )
         whole = None if full_input is None else fields.FULL_INPUT.check(full_input, fields.FULL_INPUT.where)
         if self._open("prompt"):
-            self._prompt = sc.text_messages("user", user)
+            self._prompt = fields.text_message("user", user)
             self._system_prompt = system
             self._full_input = whole
         return self
@@ -592,14 +593,14 @@ class Run(_Record):
         for child in reversed(list(self._children)):
             child._abandon(f"the run ended before this {child._kind}", ERROR_PARENT_ENDED)
 
-    def _attributes(self) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
+    def _attributes(self) -> _content.Draft:
+        attributes: _content.Draft = {}
         if self._prompt is not None:
             attributes[sc.INPUT_MESSAGES] = self._prompt
         if self._system_prompt is not None:
             attributes[sc.SYSTEM_INSTRUCTIONS] = self._system_prompt
         if self._response is not None:
-            attributes[sc.OUTPUT_MESSAGES] = sc.text_messages("assistant", self._response, "stop")
+            attributes[sc.OUTPUT_MESSAGES] = fields.text_message("assistant", self._response, "stop")
         if self._full_input is not None:
             attributes[sc.RUN_FULL_INPUT] = self._full_input
         if self._full_output is not None:
@@ -697,7 +698,7 @@ class Step(_Record):
         _Record.__init__(self, dest, start_ns)
         self._run_id = run_id
         self._step_id = step_id
-        self._prompt: str | None = None  # GenAI input messages JSON
+        self._prompt: str | _content.Later | None = None  # GenAI input messages JSON
         self._response: str | None = None  # a plain-text response, written out at end()
         self._response_json: str | None = None  # or a structured one, already GenAI JSON...
         self._response_reason: str | None = None  # ...and the finish reason written into it
@@ -895,13 +896,13 @@ class Step(_Record):
         model = self._model_requested or self._model_used
         return f"{sc.OP_CHAT} {model}" if model else None
 
-    def _attributes(self) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
+    def _attributes(self) -> _content.Draft:
+        attributes: _content.Draft = {}
         finish_reason = self._finish_reason or self._response_reason
         if self._prompt is not None:
             attributes[sc.INPUT_MESSAGES] = self._prompt
         if self._response is not None:
-            attributes[sc.OUTPUT_MESSAGES] = sc.text_messages("assistant", self._response, finish_reason)
+            attributes[sc.OUTPUT_MESSAGES] = fields.text_message("assistant", self._response, finish_reason)
         elif self._response_json is not None:
             structured = self._response_json
             if finish_reason is not None and finish_reason != self._response_reason:
@@ -918,7 +919,9 @@ class Step(_Record):
                 if uncached is None and cached is None and written is None
                 else (uncached or 0) + (cached or 0) + (written or 0)
             )
-            Usage(prompt_total, cached, written, self._completion, self._reasoning).to_attributes(attributes)
+            attributes.update(
+                Usage(prompt_total, cached, written, self._completion, self._reasoning).to_attributes()
+            )
         elif self._reasoning is not None:
             attributes[sc.USAGE_REASONING_OUTPUT_TOKENS] = self._reasoning
         if finish_reason is not None:
@@ -1003,8 +1006,8 @@ class ToolCall(_Record):
         self._run_id = run_id
         self._tool_call_id = tool_call_id
         self._tool_name = tool_name
-        self._args: str | None = None
-        self._result: str | None = None
+        self._args: str | _content.Later | None = None
+        self._result: str | _content.Later | None = None
         attributes: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL,
             sc.TOOL_CALL_ID: tool_call_id,
@@ -1056,8 +1059,8 @@ class ToolCall(_Record):
     def _name(self) -> str | None:
         return f"{sc.OP_EXECUTE_TOOL} {self._tool_name}" if self._tool_name else None
 
-    def _attributes(self) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
+    def _attributes(self) -> _content.Draft:
+        attributes: _content.Draft = {}
         if self._tool_name is not None:
             attributes[sc.TOOL_NAME] = self._tool_name
         if self._args is not None:

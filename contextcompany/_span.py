@@ -190,31 +190,41 @@ class SpanHandle:
 
     def finish(
         self,
-        attributes: Attributes,
+        draft: _content.Draft,
         *,
         name: str | None = None,
         status: StatusCode = StatusCode.UNSET,
         description: str | None = None,
         end_ns: int | None = None,
         content: Sequence[str] = _NO_KEYS,
+        dest: _destinations.Destination | None = None,
     ) -> None:
         """Write ``attributes`` (the content policy applied to the ``content`` keys) and ``name``, set the
         status (``description`` only on an error) and end the span at ``end_ns`` (default: now, or the start
         if that is in the future). Never raises."""
         policy = _settings.settings
+        worker: SpanProcessor | None = None
+        pending: _content.Pending | None = None
         try:
-            _content.apply(
-                attributes,
-                content,
+            if policy.capture_content and _content.worth_deferring(draft, content):
+                # Long content is finished on the export worker when a tcc span processor alone sees the
+                # span (else here, as short content is), while the worker holds little enough of it.
+                worker = _pipeline.content_worker(dest)
+                if worker is not None and not worker.can_defer(_content.content_size(draft)):
+                    worker = None
+            attributes, pending = _content.finish(
+                draft,
+                tuple(content),
                 capture=policy.capture_content,
                 mask=policy.mask,
                 limit=policy.value_limit,
+                defer=worker is not None,
             )
         except Exception:
             diag.error_once(
                 "build", "contextcompany: building the %s span failed; it is sent as it is", self._what
             )
-            attributes, name = {}, None
+            attributes, name, pending = {}, None, None
         # A deferred span starts now with everything at once; a started one gets the rest written.
         span = self._span
         if span is None:
@@ -237,6 +247,8 @@ class SpanHandle:
             diag.error_once(
                 "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._what
             )
+        if pending is not None and worker is not None:
+            worker.defer(span, pending)
         given = self._given_start
         if end_ns is None and given is not None and given > time.time_ns():
             end_ns = given  # a start in the future: never an end before the start

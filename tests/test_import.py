@@ -16,6 +16,7 @@ from contextcompany import _ids, _records, _registry
 from contextcompany._import import send_run, send_step, send_tool_call
 
 from .conftest import Captured
+from .test_ids import assert_uuid4
 
 T0 = 1_735_732_800_123_000_000  # 2025-01-01T12:00:00.123Z
 T1 = 1_735_732_801_000_000_000  # 12:00:01
@@ -517,10 +518,9 @@ def test_a_failed_step_or_tool_call_needs_nothing(captured: Captured) -> None:
 
 
 def test_returned_ids_default_to_uuid4(captured: Captured) -> None:
-    import uuid
 
     run_id = send_run(prompt="q")
-    uuid.UUID(run_id, version=4)
+    assert_uuid4(run_id)
     assert attrs(captured.one("invoke_agent"))["tcc.run.id"] == run_id
     step_id = send_step(run_id=run_id, prompt="p", response="r")
     assert attrs(captured.one("chat"))["tcc.step.id"] == step_id

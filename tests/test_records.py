@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import contextcompany as tcc
 
 from .conftest import Captured
+from .test_ids import assert_uuid4
 
 
 def seed_example() -> str:
@@ -79,7 +80,7 @@ def test_seed_example_spans(captured: Captured) -> None:
     assert step.kind is SpanKind.CLIENT
     assert a["gen_ai.operation.name"] == "chat"
     assert a["tcc.run.id"] == run_id
-    uuid.UUID(a["tcc.step.id"], version=4)
+    assert_uuid4(a["tcc.step.id"])
     assert a["gen_ai.request.model"] == "gpt-4"
     assert a["gen_ai.response.model"] == "gpt-4-0613"
     assert a["gen_ai.usage.input_tokens"] == 200  # uncached + cached
@@ -106,7 +107,7 @@ def test_seed_example_spans(captured: Captured) -> None:
     a = attrs(tool)
     assert a["gen_ai.operation.name"] == "execute_tool"
     assert a["gen_ai.tool.name"] == "get_weather"
-    uuid.UUID(a["gen_ai.tool.call.id"], version=4)
+    assert_uuid4(a["gen_ai.tool.call.id"])
     assert json.loads(a["gen_ai.tool.call.arguments"]) == {"city": "London"}
     assert json.loads(a["gen_ai.tool.call.result"]) == {"temp_c": 15}
 
@@ -183,7 +184,7 @@ def test_run_attributes(captured: Captured) -> None:
 
 def test_setters_chain_and_ids_default_to_uuid4(captured: Captured) -> None:
     r = tcc.run()
-    uuid.UUID(r.run_id, version=4)
+    assert_uuid4(r.run_id)
     s = r.step()
     assert s.prompt("p") is s
     assert s.response("r") is s
@@ -193,7 +194,7 @@ def test_setters_chain_and_ids_default_to_uuid4(captured: Captured) -> None:
     assert s.finish_reason("stop") is s
     assert s.tool_definitions("[]") is s
     assert s.status(0) is s
-    uuid.UUID(s.step_id, version=4)
+    assert_uuid4(s.step_id)
     tc = r.tool_call()
     assert tc.name("t") is tc and tc.args("a") is tc and tc.result("b") is tc and tc.status(0) is tc
     assert r.prompt("x") is r and r.response("y") is r and r.metadata(a="b") is r and r.status(0) is r

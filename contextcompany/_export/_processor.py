@@ -25,8 +25,9 @@ and ``_exporter_for_key`` run on the export worker; ``force_flush``, ``shutdown`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
@@ -41,7 +42,14 @@ from contextcompany import _settings
 from ._batcher import Batcher, Stats, approximate_size
 from ._stages import Edit, Pricing, RollUp, Stage, StepRule
 
+if TYPE_CHECKING:  # finished here, built by the records above: no import back up the layers at runtime
+    from contextcompany._content import Pending
+
 __all__ = ["SpanProcessor", "Stats"]
+
+# Long content held for queued spans, to be finished by the worker (see SpanProcessor.can_defer): 32 Mi
+# characters, a few times what one request carries, so a full queue of long prompts stays bounded.
+_MAX_DEFERRED_CHARS: Final = 32 * 1024 * 1024
 
 _BSP: Final = {
     "max_queue_size": _settings.BSP_MAX_QUEUE_SIZE,
@@ -104,6 +112,10 @@ class SpanProcessor(_SdkSpanProcessor):
             # The declared default, not the variable: TCC_SHUTDOWN_TIMEOUT_MILLIS is for tcc's own pipeline,
             # which passes it here.
             shutdown_timeout_millis = _settings.SHUTDOWN_TIMEOUT_MILLIS.default
+        self._content: dict[int, Pending] = {}  # span id -> its long content, finished by the worker
+        self._content_size = 0  # the characters self._content holds
+        # Its own lock: _forget runs under the batcher's lock (dropping the oldest span), and takes this one.
+        self._content_lock = threading.Lock()
         self._roll_up = RollUp()
         self._stages: tuple[Stage, ...] = (
             tuple(stages) if stages is not None else (StepRule(), Pricing(), self._roll_up)
@@ -125,6 +137,9 @@ class SpanProcessor(_SdkSpanProcessor):
         # The child's batcher starts empty: the parent's open spans and routes are not the child's.
         self._roll_up.reset()
         self._routes = {}
+        self._content = {}
+        self._content_size = 0
+        self._content_lock = threading.Lock()  # another thread may have held it at fork time
 
     # -- the caller's side: must stay cheap and never block on I/O --
 
@@ -137,11 +152,36 @@ class SpanProcessor(_SdkSpanProcessor):
         if span_id:
             self._routes[span_id] = key  # one dict store; the worker pops it
 
+    def can_defer(self, size: int) -> bool:
+        """Whether the worker can take ``size`` more characters of content to finish: the long content it
+        holds for queued spans stays under ``_MAX_DEFERRED_CHARS`` (with a slow or hung collector the
+        queue fills; past that, the caller finishes long content itself, cutting it to the limit)."""
+        return self._content_size + size <= _MAX_DEFERRED_CHARS
+
+    def defer(self, span: trace_api.Span, pending: Pending) -> None:
+        """Finish ``span``'s content on the worker, before the stages (see ``_content.Pending``). Only for a
+        span this processor alone sees: no other processor would ever get that content."""
+        span_id = span.get_span_context().span_id
+        if span_id:
+            with self._content_lock:
+                self._content[span_id] = pending
+                self._content_size += pending.size
+
+    def _take_content(self, span_id: int) -> Pending | None:
+        if not self._content:
+            return None
+        with self._content_lock:
+            pending = self._content.pop(span_id, None)
+            if pending is not None:
+                self._content_size -= pending.size
+        return pending
+
     def _forget(self, span: ReadableSpan) -> None:
         """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
         self._roll_up.forget(span)
         if span.context is not None:
             self._routes.pop(span.context.span_id, None)
+            self._take_content(span.context.span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
@@ -180,6 +220,14 @@ class SpanProcessor(_SdkSpanProcessor):
         except Exception:
             self._once.error("edit", "contextcompany: could not read the attributes of span %r", span.name)
             return span, approximate_size(span.name, {})
+        pending = self._take_content(span.context.span_id) if span.context is not None else None
+        if pending is not None:
+            try:
+                for key, value in pending.resolve().items():
+                    edit.set(key, value)
+            except Exception:
+                # Never sent unfinished: the span leaves without the content it could not finish.
+                self._once.error("content", "contextcompany: could not finish the content of %r", span.name)
         for stage in self._stages:
             try:
                 stage(edit)
