@@ -266,15 +266,20 @@ def test_full_queue_drops_oldest_and_counts(caplog: pytest.LogCaptureFixture) ->
     tracer = provider.get_tracer("t")
     tracer.start_span("first").end()
     assert exporter.entered.wait(5)
-    for i in range(25):
-        tracer.start_span(f"s{i}").end()
-    stats = processor.stats()
-    assert stats.spans_dropped == 15 and stats.queue_size == 10
-    exporter.release.set()
-    assert processor.force_flush(5000)
+    with caplog.at_level(logging.WARNING, logger="contextcompany"):
+        for i in range(25):
+            tracer.start_span(f"s{i}").end()
+        stats = processor.stats()
+        assert stats.spans_dropped == 15 and stats.queue_size == 10
+        exporter.release.set()
+        assert processor.force_flush(5000)
     names = [s.name for s in exporter.exported]
     assert names == ["first"] + [f"s{i}" for i in range(15, 25)]
     assert processor.stats().spans_exported == 11
+    # Said once for the episode, by the worker (never on the caller's thread), naming the queue's size.
+    full = [r for r in caplog.records if "export queue is full" in r.getMessage()]
+    assert len(full) == 1, [r.getMessage() for r in caplog.records]
+    assert "(10 spans)" in full[0].getMessage() and full[0].threadName == "contextcompany-export"
     processor.shutdown()
 
 
