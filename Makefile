@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 4318
 
-.PHONY: test lint demo bench venv clean
+.PHONY: test lint demo bench venv clean interop
 
 venv: $(STAMP)
 
@@ -31,4 +31,24 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_step.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(INTEROP) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Real backends (Arize Phoenix, MLflow) from their PyPI packages, each in a venv of its own outside the
+# project's (their dependencies clash with ours and each other's); tests/interop/test_backends.py starts
+# them on loopback, sends the seed scenario and reads it back through each one's client.
+INTEROP         := .venv-interop
+PHOENIX_VERSION ?= 20.26.1
+MLFLOW_VERSION  ?= 3.17.2
+
+$(INTEROP)/phoenix/.installed:
+	$(PYTHON) -m venv $(INTEROP)/phoenix
+	$(INTEROP)/phoenix/bin/python -m pip install --quiet --disable-pip-version-check 'arize-phoenix==$(PHOENIX_VERSION)'
+	touch $@
+
+$(INTEROP)/mlflow/.installed:
+	$(PYTHON) -m venv $(INTEROP)/mlflow
+	$(INTEROP)/mlflow/bin/python -m pip install --quiet --disable-pip-version-check 'mlflow==$(MLFLOW_VERSION)'
+	touch $@
+
+interop: $(STAMP) $(INTEROP)/phoenix/.installed $(INTEROP)/mlflow/.installed
+	INTEROP_VENVS=$(INTEROP) $(BIN)/python -m pytest -q -p no:cacheprovider tests/interop/test_backends.py
