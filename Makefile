@@ -50,5 +50,7 @@ $(INTEROP)/mlflow/.installed:
 	$(INTEROP)/mlflow/bin/python -m pip install --quiet --disable-pip-version-check 'mlflow==$(MLFLOW_VERSION)'
 	touch $@
 
-interop: $(STAMP) $(INTEROP)/phoenix/.installed $(INTEROP)/mlflow/.installed
+# The two installs take minutes each, mostly waiting on downloads and unpacking: run them side by side.
+interop: $(STAMP)
+	$(MAKE) -j2 $(INTEROP)/phoenix/.installed $(INTEROP)/mlflow/.installed
 	INTEROP_VENVS=$(INTEROP) $(BIN)/python -m pytest -q -p no:cacheprovider tests/interop/test_backends.py
