@@ -1,9 +1,9 @@
 """The LLM calls beneath a span, each counted once however many spans describe it.
 
-    >>> below = Calls()
-    >>> below.add(Calls.of(Call(Usage(input=1200, output=300), cost=0.004, ids=frozenset({"msg_1"}))))
-    >>> below.add(Calls.of(Call(Usage(input=1200, output=301), cost=0.0041, ids=frozenset({"msg_1"}))))
-    >>> below.totals().llm_calls    # one response id: one call, the first description kept
+    >>> run = Calls()
+    >>> run.add(Calls.of(Call(Usage(input=1200, output=300), cost=0.004, ids=frozenset({"msg_1"}))))
+    >>> run.add(Calls.of(Call(Usage(input=1200, output=301), cost=0.0041, ids=frozenset({"msg_1"}))))
+    >>> run.totals().llm_calls    # one response id: one call, the first description kept
     1
 
 One provider call is often described by several spans: a tcc step the application recorded around
@@ -23,7 +23,8 @@ or side by side. The roll-up counts calls, not spans, by two rules:
 
 Each span keeps its own attributes and its own price; only the totals change. A span "describes a
 call" when it reports token usage or a cost and its ``gen_ai.operation.name`` is not an agent, tool or
-workflow operation (some frameworks put their children's usage on those; they are sums, not calls).
+workflow operation. Rule 1 stops at those: a run nested in a step, or a tool that calls a model, makes
+calls of its own, not the step's. Their own usage, when they report any, counts as one call more.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Final
 from . import _semconv as sc
 from ._usage import Usage
 
-__all__ = ["NOT_CALLS", "Call", "Calls", "Totals"]
+__all__ = ["NOT_CALLS", "Call", "Calls", "Totals", "beside", "outermost"]
 
 # Operations whose spans may carry usage but are not one LLM call (they sum the calls beneath them).
 NOT_CALLS: Final = frozenset({sc.OP_INVOKE_AGENT, sc.OP_EXECUTE_TOOL, "create_agent", "invoke_workflow"})
@@ -68,30 +69,20 @@ class Totals:
     unpriced_llm_calls: int = 0
 
 
-class Calls:
-    """The calls beneath one span, merged as children end (on the export worker only).
+class _Set:
+    """Calls, each counted once: those named by a response id kept one by one (so a later description
+    of the same call is recognised), the others only summed."""
 
-    Calls named by a response id are kept one by one, so a later description of the same call can be
-    recognised; the others are only summed.
-    """
-
-    __slots__ = ("_anonymous", "_by_id", "_named")
+    __slots__ = ("anonymous", "by_id", "named")
 
     def __init__(self) -> None:
-        self._named: list[Call] = []
-        self._by_id: dict[str, int] = {}  # response id -> index in _named
-        self._anonymous = Totals()
+        self.named: list[Call] = []
+        self.by_id: dict[str, int] = {}  # response id -> index in named
+        self.anonymous = Totals()
 
-    @classmethod
-    def of(cls, call: Call) -> Calls:
-        calls = cls()
-        calls._put(call)
-        return calls
-
-    def _put(self, call: Call) -> None:
-        known = {self._by_id[i] for i in call.ids if i in self._by_id}
+    def put(self, call: Call) -> None:
         if not call.ids:
-            t = self._anonymous
+            t = self.anonymous
             t.llm_calls += 1
             if call.usage is not None:
                 t.usage = t.usage + call.usage
@@ -100,45 +91,31 @@ class Calls:
             else:
                 t.cost_usd += call.cost
             return
+        known = [self.by_id[i] for i in call.ids if i in self.by_id]
         if known:
             index = min(known)  # the description that arrived first wins
-            merged = self._named[index].fill(call)
-            self._named[index] = merged
+            merged = self.named[index].fill(call)
+            self.named[index] = merged
         else:
-            index = len(self._named)
-            self._named.append(call)
+            index = len(self.named)
+            self.named.append(call)
             merged = call
         for i in merged.ids:
-            self._by_id[i] = index
+            self.by_id[i] = index
 
-    def add(self, other: Calls) -> None:
-        """Merge the calls beneath a sibling span into these."""
-        a, b = self._anonymous, other._anonymous
+    def add(self, other: _Set) -> None:
+        a, b = self.anonymous, other.anonymous
         a.usage = a.usage + b.usage
         a.cost_usd += b.cost_usd
         a.llm_calls += b.llm_calls
         a.unpriced_llm_calls += b.unpriced_llm_calls
-        for call in other._named:
-            self._put(call)
-
-    def as_one(self) -> Call | None:
-        """Everything beneath a span that describes a call, as one description of that call (rule 1):
-        the usage and cost summed, every response id kept. None when nothing is beneath."""
-        t = self.totals()
-        if t.llm_calls == 0:
-            return None
-        ids: frozenset[str] = frozenset(self._by_id)
-        has_usage = any(c.usage is not None for c in self._named) or self._anonymous.usage != Usage()
-        return Call(t.usage if has_usage else None, None if t.unpriced_llm_calls else t.cost_usd, ids)
+        for call in other.named:
+            self.put(call)
 
     def totals(self) -> Totals:
-        t = Totals(
-            self._anonymous.usage,
-            self._anonymous.cost_usd,
-            self._anonymous.llm_calls,
-            self._anonymous.unpriced_llm_calls,
-        )
-        for call in self._named:
+        a = self.anonymous
+        t = Totals(a.usage, a.cost_usd, a.llm_calls, a.unpriced_llm_calls)
+        for call in self.named:
             t.llm_calls += 1
             if call.usage is not None:
                 t.usage = t.usage + call.usage
@@ -148,8 +125,70 @@ class Calls:
                 t.cost_usd += call.cost
         return t
 
+    def as_one(self) -> Call | None:
+        t = self.totals()
+        if t.llm_calls == 0:
+            return None
+        has_usage = any(c.usage is not None for c in self.named) or self.anonymous.usage != Usage()
+        cost = None if t.unpriced_llm_calls else t.cost_usd
+        return Call(t.usage if has_usage else None, cost, frozenset(self.by_id))
+
+
+class Calls:
+    """The calls beneath one span, merged as children end (on the export worker only).
+
+    ``loose`` calls have no agent or tool span between them and this span: a span that describes a
+    call absorbs them (rule 1). ``sealed`` calls sit under an agent or tool span: an agent's own calls,
+    never the same call as one around the agent.
+    """
+
+    __slots__ = ("loose", "sealed")
+
+    def __init__(self) -> None:
+        self.loose = _Set()
+        self.sealed = _Set()
+
+    @classmethod
+    def of(cls, call: Call) -> Calls:
+        calls = cls()
+        calls.loose.put(call)
+        return calls
+
+    def add(self, other: Calls) -> None:
+        """Merge the calls beneath a sibling span into these."""
+        self.loose.add(other.loose)
+        self.sealed.add(other.sealed)
+
+    def seal(self) -> None:
+        """These calls now sit under an agent or tool span."""
+        self.sealed.add(self.loose)
+        self.loose = _Set()
+
+    def totals(self) -> Totals:
+        merged = _Set()
+        merged.add(self.sealed)
+        merged.add(self.loose)
+        return merged.totals()
+
 
 def outermost(own: Call, below: Calls | None) -> Calls:
-    """The calls a span that describes a call passes up: just that one call (rule 1)."""
-    inner = below.as_one() if below is not None else None
-    return Calls.of(own if inner is None else own.fill(inner))
+    """The calls a span that describes a call passes up: that one call, filled in from the loose calls
+    beneath it (rule 1), beside the sealed ones."""
+    calls = Calls()
+    inner = below.loose.as_one() if below is not None else None
+    calls.loose.put(own if inner is None else own.fill(inner))
+    if below is not None:
+        calls.sealed = below.sealed
+    return calls
+
+
+def beside(own: Call | None, below: Calls | None) -> Calls | None:
+    """The calls an agent, tool or workflow span passes up: those beneath it, sealed, and the span's own
+    usage, when it reports any, as one call more (it may be the agent's own work)."""
+    if own is None and below is None:
+        return None
+    calls = below if below is not None else Calls()
+    if own is not None:
+        calls.loose.put(own)
+    calls.seal()
+    return calls

@@ -67,3 +67,21 @@ def test_the_count_is_the_number_of_distinct_response_ids(calls: list[tuple[int,
     for ident, tokens in calls:
         run.add(Calls.of(Call(Usage(input=tokens), 1.0, frozenset({f"r{ident}"}))))
     assert run.totals().llm_calls == len({ident for ident, _ in calls})
+
+
+def test_a_run_nested_in_a_step_keeps_its_own_calls() -> None:
+    from contextcompany._calls import beside
+
+    inner_run = beside(None, Calls.of(Call(SDK, 0.0069, frozenset({"msg_1"}))))
+    step = outermost(Call(Usage(input=2, output=2), 0.001), inner_run)
+    t = step.totals()
+    assert (t.llm_calls, t.usage.input) == (2, 1602)
+
+
+def test_an_agent_spans_own_usage_is_one_call_more() -> None:
+    from contextcompany._calls import beside
+
+    agent = beside(Call(Usage(input=7, output=3), None), Calls.of(Call(Usage(input=100, output=10), 0.1)))
+    assert agent is not None
+    t = agent.totals()
+    assert (t.llm_calls, t.usage.input, t.unpriced_llm_calls) == (2, 107, 1)
