@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ class Backend:
     traces_url: str
     headers: str  # OTEL_EXPORTER_OTLP_TRACES_HEADERS
     where: str  # the experiment or project the reader looks in
+    settings: dict[str, str] = field(default_factory=dict)  # tcc settings a service would set for it
 
     def wait_healthy(self, path: str, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -119,8 +120,9 @@ def _start_mlflow(venv: Path, workdir: Path) -> Backend:
     )
     url = f"http://127.0.0.1:{port}"
     # Experiment 0 ("Default") exists in every fresh store; MLflow files OTLP spans by this header.
+    # TCC_COST_BACKENDS=mlflow: tcc writes each call's cost where MLflow reads it (mlflow.llm.cost).
     return Backend("mlflow", venv / "bin" / "python", url, process, log, f"{url}/v1/traces",
-                   "x-mlflow-experiment-id=0", "0")  # fmt: skip
+                   "x-mlflow-experiment-id=0", "0", {"TCC_COST_BACKENDS": "mlflow"})  # fmt: skip
 
 
 def _start_phoenix(venv: Path, workdir: Path) -> Backend:
@@ -182,6 +184,7 @@ def shown(backends: dict[str, Backend], name: str) -> dict[str, Any]:
     env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = backend.traces_url
     if backend.headers:
         env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] = backend.headers
+    env.update(backend.settings)
     sent = subprocess.run(
         [
             sys.executable,
