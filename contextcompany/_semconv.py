@@ -20,6 +20,8 @@ PROVIDER_NAME: Final = _g.GEN_AI_PROVIDER_NAME
 SYSTEM: Final = _g.GEN_AI_SYSTEM  # the older name of gen_ai.provider.name, still sent by some libraries
 REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
 RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
+# Spans with one response id in a run describe one call (the roll-up's rule 2, _calls).
+RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
 USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
 USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
 USAGE_CACHE_READ_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
@@ -97,6 +99,7 @@ ATTRIBUTES: Final = frozenset(
         SYSTEM,
         REQUEST_MODEL,
         RESPONSE_MODEL,
+        RESPONSE_ID,
         USAGE_INPUT_TOKENS,
         USAGE_OUTPUT_TOKENS,
         USAGE_CACHE_READ_INPUT_TOKENS,

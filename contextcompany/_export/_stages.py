@@ -10,9 +10,10 @@ Like structlog's processors, each stage does one thing:
 1. ``StepRule``: a step span (``tcc.step.id``) never leaves as a success without a prompt and a
    response; it is shipped as an error that names what was missing.
 2. ``Pricing``: any span with a GenAI model and token usage gets ``tcc.cost.usd`` and
-   ``tcc.cost.source``; a span that reports its own ``tcc.cost.usd`` gets ``tcc.cost.source=reported``.
+   ``tcc.cost.source``; a span that reports its own ``tcc.cost.usd`` gets ``tcc.cost.source=reported``;
+   an LLM span that names no provider gets the ``gen_ai.provider.name`` genai-prices gives its model.
 3. ``RollUp``: totals of tokens and cost bubble up the span tree; every ``invoke_agent`` span carries
-   the totals of all LLM calls beneath it.
+   the totals of all LLM calls beneath it, each call counted once however many spans describe it.
 
 Threads: the stages run on the span processor's export worker, one span at a time, in the order the
 spans ended (a run's steps before the run, which is all the roll-up needs). Only ``RollUp.on_start``
@@ -22,7 +23,6 @@ be tested by calling it on an ``Edit``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -30,6 +30,7 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from contextcompany import _semconv as sc
+from contextcompany._calls import NOT_CALLS, Call, Calls, Totals, beside, outermost
 from contextcompany._pricing import PriceBook
 from contextcompany._usage import Usage
 
@@ -173,6 +174,7 @@ class Pricing:
 
     def __call__(self, edit: Edit) -> None:
         get = edit.attributes.get
+        self._name_provider(edit)
         if get(sc.COST_SOURCE) is not None:
             return
         if _usd(get(sc.COST_USD)) is not None:
@@ -205,21 +207,21 @@ class Pricing:
             edit.set(sc.COST_USD, cost)
             edit.set(sc.COST_SOURCE, sc.COST_SOURCE_COMPUTED)
 
-
-@dataclass(slots=True)
-class Totals:
-    """What the LLM calls beneath one span add up to."""
-
-    usage: Usage = _NO_USAGE
-    cost_usd: float = 0.0
-    llm_calls: int = 0
-    unpriced_llm_calls: int = 0
-
-    def add(self, other: Totals) -> None:
-        self.usage = self.usage + other.usage
-        self.cost_usd += other.cost_usd
-        self.llm_calls += other.llm_calls
-        self.unpriced_llm_calls += other.unpriced_llm_calls
+    def _name_provider(self, edit: Edit) -> None:
+        """``gen_ai.provider.name`` on an LLM span that names no provider (the convention requires it on
+        inference spans), from the model by genai-prices' provider match; here, never on the caller's
+        thread. A model no provider claims leaves it unset."""
+        get = edit.attributes.get
+        if get(sc.PROVIDER_NAME) is not None or get(sc.SYSTEM) is not None:
+            return
+        if get(sc.OPERATION_NAME) in NOT_CALLS or (not edit.reports_usage() and get(sc.COST_USD) is None):
+            return
+        for model in (get(sc.RESPONSE_MODEL), get(sc.REQUEST_MODEL)):
+            if isinstance(model, str) and model:
+                provider = self._prices.provider_of(model)
+                if provider is not None:
+                    edit.set(sc.PROVIDER_NAME, provider)
+                    return
 
 
 _NO_TOTALS: Final = Totals()
@@ -227,6 +229,19 @@ _NO_TOTALS: Final = Totals()
 
 class RollUp:
     """Totals bubble up the span tree; every run (invoke_agent) span carries those of its subtree.
+
+    The totals count LLM calls, not spans: one provider call is often described by a tcc step, an
+    instrumentation's span and the provider SDK's own span. The rule (``contextcompany._calls``):
+
+    1. spans that describe a call (they report token usage or a cost), nested under another such span
+       with no agent or tool span between, are that same call; the outermost wins (its token counts if
+       it has any, its cost if it has one; what it lacks comes from beneath), being the account closest
+       to the application, which the layers beneath only complete;
+    2. spans side by side with the same ``gen_ai.response.id`` are one call; the first to end wins (the
+       innermost wrapper, which read the usage off the response), completed by the other.
+
+    Each span keeps its own attributes and price; only the totals change. A given cost (``s.cost()``)
+    counts with or without token counts.
 
     A span's totals go to its parent only while the parent is open in this pipeline (seen by
     ``on_start`` and not yet ended), so nothing waits for a parent that will never come: a parent in
@@ -238,7 +253,7 @@ class RollUp:
 
     def __init__(self) -> None:
         self._open: set[int] = set()
-        self._pending: dict[int, Totals] = {}
+        self._pending: dict[int, Calls] = {}
 
     def on_start(self, span: Span) -> None:
         # set.add is atomic under the GIL; this runs on the caller's thread, the rest on the worker.
@@ -261,31 +276,34 @@ class RollUp:
             return
         span_id = context.span_id
         self._open.discard(span_id)
-        totals = self._pending.pop(span_id, None)
+        below = self._pending.pop(span_id, None)
         get = edit.attributes.get
         parent = span.parent
         parent_id = parent.span_id if parent is not None and parent.span_id in self._open else None
         is_run = get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT and get(sc.RUN_ID) is not None
-        if edit.reports_usage():
-            if totals is None:
-                totals = Totals(edit.usage())
-            else:
-                totals.usage = totals.usage + edit.usage()
-            cost = _usd(get(sc.COST_USD))
-            if cost is not None:
-                totals.cost_usd += cost
-            else:
-                totals.unpriced_llm_calls += 1
-            totals.llm_calls += 1
+        own = None
+        cost = _usd(get(sc.COST_USD))
+        if edit.reports_usage() or cost is not None:
+            # A given cost counts with or without token counts (s.cost() on a billed call).
+            response_id = get(sc.RESPONSE_ID)
+            ids = frozenset((response_id,)) if isinstance(response_id, str) and response_id else frozenset()
+            own = Call(edit.usage() if edit.reports_usage() else None, cost, ids)
+        calls: Calls | None
+        if get(sc.OPERATION_NAME) in NOT_CALLS:
+            calls = beside(own, below)
+        elif own is not None:
+            calls = outermost(own, below)
+        else:
+            calls = below
         if is_run:
-            t = totals or _NO_TOTALS
+            t = calls.totals() if calls is not None else _NO_TOTALS
             edit.update(t.usage.to_run_attributes())
             edit.set(sc.RUN_COST_USD, round(t.cost_usd, 12))
             edit.set(sc.RUN_LLM_CALLS, t.llm_calls)
             edit.set(sc.RUN_UNPRICED_CALLS, t.unpriced_llm_calls)
-        if totals is not None and parent_id is not None:
+        if calls is not None and parent_id is not None:
             above = self._pending.get(parent_id)
             if above is None:
-                self._pending[parent_id] = totals
+                self._pending[parent_id] = calls
             else:
-                above.add(totals)
+                above.add(calls)
