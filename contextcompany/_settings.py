@@ -191,9 +191,11 @@ def _bool(text: str) -> bool:
     raise ValueError(text)
 
 
-_CAPTURE_OFF: Final = frozenset({"false", "0", "no", "off"})
-# "true" and its kin, and opentelemetry-util-genai's own values for this variable, which all capture.
-_CAPTURE_ON: Final = frozenset({"true", "1", "yes", "on", "span_only", "event_only", "span_and_event"})
+# The values current GenAI instrumentations (opentelemetry-util-genai) give this variable, and true/false
+# (with their kin) as older ones and tcc 3.0 read it. tcc writes content on spans only, never as events:
+# it captures when spans are to carry content (SPAN_ONLY, SPAN_AND_EVENT), and not for EVENT_ONLY.
+_CAPTURE_OFF: Final = frozenset({"false", "0", "no", "off", "no_content", "event_only"})
+_CAPTURE_ON: Final = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event"})
 
 
 def _capture(text: str) -> bool:
@@ -300,8 +302,9 @@ CAPTURE_CONTENT: Final = Variable(
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
     _capture,
     True,
-    "false (also 0, no, off): no content text is exported, only which attributes were withheld",
-    expects="true or false",
+    "NO_CONTENT or EVENT_ONLY (any case), or false (also 0, no, off): no content text is exported, only "
+    "which attributes were withheld; SPAN_ONLY, SPAN_AND_EVENT or true capture",
+    expects="NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, true or false",
 )
 VALUE_LENGTH_LIMIT: Final = Variable(
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
