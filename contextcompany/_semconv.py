@@ -89,6 +89,11 @@ ERROR_TYPE_PARENT_ENDED: Final = "tcc.parent_ended"
 ERROR_TYPE_ABANDONED: Final = "tcc.abandoned"
 ERROR_TYPE_PROCESS_EXIT: Final = "tcc.process_exit"
 
+# --- Other backends' own names ----------------------------------------------------------------------
+# MLflow (3.6+) prices spans itself unless they carry this: a JSON string with input_cost, output_cost and
+# total_cost in USD. Written when TCC_COST_BACKENDS names mlflow.
+MLFLOW_LLM_COST: Final = "mlflow.llm.cost"
+
 INSTRUMENTATION_NAME: Final = "contextcompany"
 
 # Every attribute key tcc writes or reads (a prefix ends with "."). docs/attributes.md documents each.
@@ -130,6 +135,7 @@ ATTRIBUTES: Final = frozenset(
         RUN_FULL_OUTPUT,
         COST_USD,
         COST_SOURCE,
+        MLFLOW_LLM_COST,
         RUN_INPUT_TOKENS,
         RUN_CACHE_READ_TOKENS,
         RUN_CACHE_CREATION_TOKENS,

@@ -37,9 +37,10 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from contextcompany import _diag as diag
 from contextcompany import _forksafe as forksafe
 from contextcompany import _settings
+from contextcompany._pricing import PriceBook
 
 from ._batcher import Batcher, Stats, approximate_size
-from ._stages import Edit, Pricing, RollUp, Stage, StepRule
+from ._stages import BackendCost, Edit, Pricing, RollUp, Stage, StepRule
 
 __all__ = ["SpanProcessor", "Stats"]
 
@@ -105,9 +106,7 @@ class SpanProcessor(_SdkSpanProcessor):
             # which passes it here.
             shutdown_timeout_millis = _settings.SHUTDOWN_TIMEOUT_MILLIS.default
         self._roll_up = RollUp()
-        self._stages: tuple[Stage, ...] = (
-            tuple(stages) if stages is not None else (StepRule(), Pricing(), self._roll_up)
-        )
+        self._stages: tuple[Stage, ...] = tuple(stages) if stages is not None else self._default_stages()
         self._once = diag.Once()  # internal errors: once per processor, with the traceback
         self._batcher = Batcher(
             self._prepare,
@@ -120,6 +119,10 @@ class SpanProcessor(_SdkSpanProcessor):
         )
         self._put = self._batcher.put  # on_end's one call, bound once
         forksafe.after_fork(self._forget_the_parents_spans, forksafe.Phase.STATE, weak=True)
+
+    def _default_stages(self) -> tuple[Stage, ...]:
+        prices = PriceBook()  # one price cache for the stages that price
+        return (StepRule(), Pricing(prices), BackendCost(prices), self._roll_up)
 
     def _forget_the_parents_spans(self) -> None:
         # The child's batcher starts empty: the parent's open spans and routes are not the child's.

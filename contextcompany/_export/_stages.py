@@ -12,7 +12,9 @@ Like structlog's processors, each stage does one thing:
 2. ``Pricing``: any span with a GenAI model and token usage gets ``tcc.cost.usd`` and
    ``tcc.cost.source``; a span that reports its own ``tcc.cost.usd`` gets ``tcc.cost.source=reported``;
    an LLM span that names no provider gets the ``gen_ai.provider.name`` genai-prices gives its model.
-3. ``RollUp``: totals of tokens and cost bubble up the span tree; every ``invoke_agent`` span carries
+3. ``BackendCost``: with ``TCC_COST_BACKENDS=mlflow``, each priced call's cost also where MLflow
+   reads it (``mlflow.llm.cost``), so MLflow shows tcc's price.
+4. ``RollUp``: totals of tokens and cost bubble up the span tree; every ``invoke_agent`` span carries
    the totals of all LLM calls beneath it, each call counted once however many spans describe it.
 
 Threads: the stages run on the span processor's export worker, one span at a time, in the order the
@@ -30,6 +32,7 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from contextcompany import _semconv as sc
+from contextcompany import _settings
 from contextcompany._calls import NOT_CALLS, Call, Calls, Totals, beside, outermost
 from contextcompany._pricing import PriceBook
 from contextcompany._usage import Usage
@@ -222,6 +225,64 @@ class Pricing:
                 if provider is not None:
                     edit.set(sc.PROVIDER_NAME, provider)
                     return
+
+
+class BackendCost:
+    """Writes each priced call's cost where a backend named in ``TCC_COST_BACKENDS`` reads it, so the
+    backend shows tcc's price (a reported cost, cache and reasoning pricing, models its own table lacks)
+    instead of its estimate. MLflow: ``mlflow.llm.cost``, JSON with input_cost, output_cost, total_cost;
+    the split follows genai-prices' prices of the input and output tokens, scaled to the span's cost, and
+    is left out when the model has no price (only total_cost then).
+
+    >>> BackendCost(PriceBook())(edit)   # with settings.cost_backends == {"mlflow"}
+    """
+
+    def __init__(self, prices: PriceBook | None = None) -> None:
+        self._prices = prices or PriceBook()
+
+    def __call__(self, edit: Edit) -> None:
+        if "mlflow" not in _settings.settings.cost_backends:
+            return
+        get = edit.attributes.get
+        cost = _usd(get(sc.COST_USD))
+        if cost is None or get(sc.MLFLOW_LLM_COST) is not None or get(sc.OPERATION_NAME) in NOT_CALLS:
+            return
+        value: dict[str, float] = {}
+        if edit.reports_usage():
+            split = self._split(edit, edit.usage())
+            if split is not None and sum(split) > 0:
+                scale = cost / sum(split)
+                value = {"input_cost": split[0] * scale, "output_cost": split[1] * scale}
+        value["total_cost"] = cost
+        edit.set(sc.MLFLOW_LLM_COST, sc.dumps(value))
+
+    def _split(self, edit: Edit, usage: Usage) -> tuple[float, float] | None:
+        get = edit.attributes.get
+        provider = get(sc.PROVIDER_NAME) or get(sc.SYSTEM)
+        for model in (get(sc.RESPONSE_MODEL), get(sc.REQUEST_MODEL)):
+            if not isinstance(model, str) or not model:
+                continue
+            common: dict[str, Any] = {
+                "provider": provider if isinstance(provider, str) else None,
+                "at": edit.span.end_time or None,
+            }
+            inp = self._prices.cost_usd(
+                model,
+                input_tokens=usage.input or 0,
+                cache_read_tokens=usage.cache_read or 0,
+                cache_write_tokens=usage.cache_write or 0,
+                **common,
+            )
+            out = self._prices.cost_usd(
+                model,
+                input_tokens=0,
+                output_tokens=usage.output or 0,
+                reasoning_tokens=usage.reasoning or 0,
+                **common,
+            )
+            if inp is not None and out is not None:
+                return inp, out
+        return None
 
 
 _NO_TOTALS: Final = Totals()
