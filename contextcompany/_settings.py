@@ -363,6 +363,12 @@ PASSED_THROUGH: Final = (
     PassedThrough("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", _EXPORTER, "the same, for traces only"),
     PassedThrough("OTEL_EXPORTER_OTLP_COMPRESSION", _EXPORTER, "gzip, deflate or none"),
     PassedThrough("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", _EXPORTER, "the same, for traces only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_CERTIFICATE", _EXPORTER, "the CA bundle that verifies the collector"),
+    PassedThrough("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", _EXPORTER, "the same, for traces only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", _EXPORTER, "the client certificate (mutual TLS)"),
+    PassedThrough("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", _EXPORTER, "the same, for traces only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_CLIENT_KEY", _EXPORTER, "the client certificate's key"),
+    PassedThrough("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", _EXPORTER, "the same, for traces only"),
     PassedThrough(
         "OTEL_BSP_EXPORT_TIMEOUT",
         "nobody (the SDK only stores it)",

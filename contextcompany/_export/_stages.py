@@ -48,7 +48,7 @@ _USAGE_KEYS: Final = frozenset(
         sc.USAGE_REASONING_OUTPUT_TOKENS,
     }
 )
-_NO_USAGE: Final = Usage()
+_NO_USAGE: Final = Usage()  # shared: read, never changed (Usage has no setters; sums are new objects)
 
 
 class Edit:
