@@ -22,6 +22,9 @@ REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
 RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
 # Spans with one response id in a run describe one call (the roll-up's rule 2, _calls).
 RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
+# Streaming: whether the call streamed, and seconds from the request to the first chunk.
+REQUEST_STREAM: Final = _g.GEN_AI_REQUEST_STREAM
+RESPONSE_TIME_TO_FIRST_CHUNK: Final = _g.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
 USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
 USAGE_CACHE_READ_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
@@ -105,6 +108,8 @@ ATTRIBUTES: Final = frozenset(
         REQUEST_MODEL,
         RESPONSE_MODEL,
         RESPONSE_ID,
+        REQUEST_STREAM,
+        RESPONSE_TIME_TO_FIRST_CHUNK,
         USAGE_INPUT_TOKENS,
         USAGE_OUTPUT_TOKENS,
         USAGE_CACHE_READ_INPUT_TOKENS,
