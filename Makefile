@@ -38,6 +38,7 @@ demo: $(CLI)
 
 bench: $(DEV)
 	$(BIN)/python bench/bench_step.py
+	$(BIN)/python bench/bench_viewer.py
 
 clean:
 	rm -rf $(VENV) $(INTEROP) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -276,6 +276,23 @@ class _Dev:
                 self.printer(spans)
 
 
+class _Rejections:
+    """Says on stderr, once per kind, which requests the receiver refused and what it expected: an
+    exporter pointed at the wrong path otherwise only logs a 404 of its own, if anything."""
+
+    def __init__(self, err: Console) -> None:
+        self._err = err
+        self._seen: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, request: str, status: int, reason: str) -> None:
+        with self._lock:
+            if (request, status) in self._seen:
+                return
+            self._seen.add((request, status))
+        _note(self._err, (f"refused {request} ({status}): {reason}", "yellow"))
+
+
 def _dev(args: argparse.Namespace, command: list[str] | None) -> int:
     from rich.console import Console  # noqa: PLC0415 (rich: the cli extra, imported when used)
 
@@ -310,6 +327,7 @@ def _dev(args: argparse.Namespace, command: list[str] | None) -> int:
         max_kept_spans=0,
         on_metrics=metrics,
         web=Viewer(store, metrics=metrics, loopback_only=loopback).handle,
+        on_reject=_Rejections(err),
     )
     try:
         receiver.start()

@@ -91,6 +91,7 @@ ERROR_TYPE_TIMEOUT: Final = "tcc.timeout"
 ERROR_TYPE_PARENT_ENDED: Final = "tcc.parent_ended"
 ERROR_TYPE_ABANDONED: Final = "tcc.abandoned"
 ERROR_TYPE_PROCESS_EXIT: Final = "tcc.process_exit"
+ERROR_TYPE_TERMINATED: Final = "tcc.terminated"  # SIGTERM, handled by tcc (_sigterm)
 
 # --- Other backends' own names ----------------------------------------------------------------------
 # MLflow (3.6+) prices spans itself unless they carry this: a JSON string with input_cost, output_cost and

@@ -422,3 +422,31 @@ def test_import_warns_when_spans_are_not_delivered(
         out[2],
     )
     assert len(out) == 3
+
+
+WRONG_REQUESTS_CHILD = textwrap.dedent(
+    """
+    import os, urllib.error, urllib.request
+    base = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    for path, content_type in (("/v1/traces/v1/traces", "application/x-protobuf"),
+                               ("/v1/traces", "application/json"),
+                               ("/v1/traces/v1/traces", "application/x-protobuf")):
+        request = urllib.request.Request(base + path, data=b"x", headers={"Content-Type": content_type})
+        try:
+            urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError as exc:
+            print(path, exc.code)
+    """
+)
+
+
+def test_dev_says_which_requests_it_refused_and_what_it_expected(capfd: pytest.CaptureFixture[str]) -> None:
+    code = main(["dev", "--port", "0", "--db", ":memory:", "--", sys.executable, "-c", WRONG_REQUESTS_CHILD])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert "/v1/traces/v1/traces 404" in out and "/v1/traces 415" in out
+    wrong_path = [line for line in err.splitlines() if "refused POST /v1/traces/v1/traces (404)" in line]
+    assert len(wrong_path) == 1, err  # said once, however often it comes
+    assert "OTLP/HTTP traces go to /v1/traces" in wrong_path[0]
+    assert re.search(r"refused POST /v1/traces \(415\): unsupported Content-Type 'application/json'", err)
+    assert "send application/x-protobuf" in err

@@ -380,9 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _refuse(self, error: _RequestError, headers: dict[str, str], encoding: str | None) -> None:
-        self.server.receiver._record(
-            ReceivedRequest(self._path(), headers, 0, encoding, int(error.status)), None
-        )
+        receiver = self.server.receiver
+        receiver._record(ReceivedRequest(self._path(), headers, 0, encoding, int(error.status)), None)
+        receiver._rejected(f"{self.command} {self._path()}", int(error.status), error.message)
         self._reply(error.status, _rpc_status(error.rpc_code, error.message), close=error.close)
 
     def do_POST(self) -> None:
@@ -393,7 +393,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self._path() != TRACES_PATH and not metrics:
                 raise _RequestError(
-                    HTTPStatus.NOT_FOUND, _RPC_NOT_FOUND, f"no such path {self._path()!r}", close=True
+                    HTTPStatus.NOT_FOUND,
+                    _RPC_NOT_FOUND,
+                    self._no_such_path(),
+                    close=True,
                 )
             content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if content_type not in _PROTOBUF_CONTENT_TYPES:
@@ -450,6 +453,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         return True
 
+    def _no_such_path(self) -> str:
+        metrics = f" and metrics to {METRICS_PATH}" if self.server.receiver._on_metrics is not None else ""
+        return f"no such path {self._path()!r}: OTLP/HTTP traces go to {TRACES_PATH}{metrics}"
+
     def _not_allowed(self) -> None:
         headers = self._headers()
         encoding = headers.get("content-encoding", "").strip().lower() or None
@@ -461,7 +468,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             error = _RequestError(
-                HTTPStatus.NOT_FOUND, _RPC_NOT_FOUND, f"no such path {self._path()!r}", close=True
+                HTTPStatus.NOT_FOUND,
+                _RPC_NOT_FOUND,
+                self._no_such_path(),
+                close=True,
             )
         self._refuse(error, headers, encoding)
 
@@ -497,7 +507,10 @@ class OTLPReceiver:
     ``max_kept_spans`` keeps only the most recent spans (and as many requests) in memory; the
     default keeps everything, which is what tests want. ``on_metrics`` (called like ``on_spans``, with
     each decoded ``ExportMetricsServiceRequest``) turns on ``POST /v1/metrics``; ``web`` answers GET and
-    HEAD requests for any other path.
+    HEAD requests for any other path. ``on_reject(request, status, reason)`` hears of every request it
+    refused (a wrong path, a wrong content type, a body it cannot read), with a reason that names what it
+    expected; without one, each kind of refusal is logged once as a warning, because an exporter that
+    keeps getting 404s says little about why.
 
     Example::
 
@@ -516,7 +529,10 @@ class OTLPReceiver:
         max_kept_spans: int | None = None,
         on_metrics: Callable[[ExportMetricsServiceRequest], None] | None = None,
         web: WebHandler | None = None,
+        on_reject: Callable[[str, int, str], None] | None = None,
     ) -> None:
+        self._on_reject = on_reject
+        self._rejections_logged: set[tuple[str, int]] = set()
         self._host = host
         self._port = port
         self._on_spans = on_spans
@@ -537,6 +553,18 @@ class OTLPReceiver:
         self._lifecycle_lock = threading.Lock()
 
     # -- lifecycle --
+
+    def _rejected(self, request: str, status: int, reason: str) -> None:
+        """A request refused with ``status``: tell ``on_reject``, or log it once per request and status."""
+        if self._on_reject is not None:
+            try:
+                self._on_reject(request, status, reason)
+            except Exception:
+                _logger.exception("OTLPReceiver on_reject callback failed; the receiver keeps serving")
+            return
+        if (request, status) not in self._rejections_logged:
+            self._rejections_logged.add((request, status))
+            _logger.warning("OTLPReceiver refused %s with %d: %s", request, status, reason)
 
     def start(self) -> OTLPReceiver:
         """Bind the port and serve on a daemon thread; raises OSError if the port is taken."""

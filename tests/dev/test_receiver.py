@@ -423,3 +423,17 @@ def test_lifecycle_and_urls() -> None:
     assert receiver.endpoint == f"http://127.0.0.1:{port}"  # still known after stopping
     assert OTLPReceiver("0.0.0.0", 4318).endpoint == "http://127.0.0.1:4318"
     assert OTLPReceiver("::1", 4318).traces_url == "http://[::1]:4318/v1/traces"
+
+
+def test_a_refused_request_is_logged_once_with_the_path_expected(caplog: pytest.LogCaptureFixture) -> None:
+    with OTLPReceiver(port=0) as rx:
+        for _ in range(3):
+            request = urllib.request.Request(
+                rx.endpoint + "/v1/trace", data=b"x", headers={"Content-Type": "application/x-protobuf"}
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == 404
+    warnings = [r.getMessage() for r in caplog.records if "refused POST /v1/trace " in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "with 404" in warnings[0] and "OTLP/HTTP traces go to /v1/traces" in warnings[0]

@@ -3,7 +3,7 @@
 The dev command runs as a subprocess (`python -m contextcompany dev --port 0 --db FILE`); an agent
 subprocess records runs with the public API and exports them to it over loopback; Playwright drives
 the system's Chromium (Playwright's own browser download cannot run here). One browser per module.
-The tests also refresh the screenshots in docs/.
+The tests also take the screenshots in docs/ (refreshed there with TCC_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -306,12 +306,16 @@ def test_session_page(server: DevServer, page: Page) -> None:
     not_pwned(page)
 
 
-def test_screenshots_for_the_docs(server: DevServer, page: Page) -> None:
+def test_screenshots_for_the_docs(
+    server: DevServer, page: Page, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The shipped demo adds two more runs, so the list looks like a working session.
     run_agent(server.url, "", "-m", "contextcompany.dev.demo")
     page.goto(server.url + "/")
     expect(page.locator("tr.run")).to_have_count(4)
-    DOCS.mkdir(exist_ok=True)
+    # docs/ is refreshed on request only (TCC_UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
+    if os.environ.get("TCC_UPDATE_SCREENSHOTS") != "1":
+        monkeypatch.setattr(sys.modules[__name__], "DOCS", tmp_path)
     page.set_viewport_size({"width": 1440, "height": 420})
     page.screenshot(path=str(DOCS / "viewer-runs.png"))
     page.locator("tr.run", has_text="trip_planner").first.locator("td.start a").click()
