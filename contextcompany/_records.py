@@ -636,6 +636,7 @@ class Step(_Record):
         "_model_requested",
         "_model_used",
         "_prompt",
+        "_provider",
         "_reasoning",
         "_response",
         "_response_json",
@@ -703,6 +704,7 @@ class Step(_Record):
         self._response_reason: str | None = None  # ...and the finish reason written into it
         self._model_requested: str | None = None
         self._model_used: str | None = None
+        self._provider: str | None = None
         self._uncached: int | None = None
         self._cached: int | None = None
         self._cache_write: int | None = None
@@ -771,16 +773,26 @@ class Step(_Record):
             self._response, self._response_json, self._response_reason = value
         return self
 
-    def model(self, requested: str | None = None, used: str | None = None) -> Self:
+    def model(
+        self, requested: str | None = None, used: str | None = None, *, provider: str | None = None
+    ) -> Self:
         """The model asked for, and the model that answered (often a dated version of it).
-        ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after)."""
+        ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after).
+        ``provider`` is the ``gen_ai.provider.name`` ("openai", "anthropic", "aws.bedrock"); left out, the
+        span processor infers it from the model, off your thread.
+
+        >>> s.model("claude-sonnet-4-5", provider="anthropic")
+        """
         req = (
             None
             if requested is None
             else fields.MODEL_REQUESTED.check(requested, fields.MODEL_REQUESTED.where)
         )
         use = None if used is None else fields.MODEL_USED.check(used, fields.MODEL_USED.where)
+        named = None if provider is None else fields.PROVIDER.check(provider, fields.PROVIDER.where)
         if self._open("model"):
+            if named is not None:
+                self._provider = named
             if req is not None:
                 self._model_requested = req
             if use is not None:
@@ -911,6 +923,8 @@ class Step(_Record):
             attributes[sc.REQUEST_MODEL] = self._model_requested
         if self._model_used is not None:
             attributes[sc.RESPONSE_MODEL] = self._model_used
+        if self._provider is not None:
+            attributes[sc.PROVIDER_NAME] = self._provider
         uncached, cached, written = self._uncached, self._cached, self._cache_write
         if uncached is not None or cached is not None or written is not None or self._completion is not None:
             prompt_total = (
