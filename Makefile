@@ -10,7 +10,7 @@ DEV    := $(VENV)/.installed-dev
 PORT   ?= 4318
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: test lint demo bench prove venv clean
+.PHONY: test lint demo bench prove interop venv clean
 
 venv: $(DEV)
 
@@ -41,9 +41,31 @@ bench: $(DEV)
 	$(BIN)/python bench/bench_viewer.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(INTEROP) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # Breaks each promise on purpose in a temporary copy and checks that the tests cited for it fail
 # (prove/breaks.toml); `make prove BREAKS="id ..."` runs only those.
 prove: $(DEV)
 	$(BIN)/python -m prove $(BREAKS)
+
+# Real backends (Arize Phoenix, MLflow) from their PyPI packages, each in a venv of its own outside the
+# project's (their dependencies clash with ours and each other's); tests/interop/test_backends.py starts
+# them on loopback, sends the seed scenario and reads it back through each one's client.
+INTEROP         := .venv-interop
+PHOENIX_VERSION ?= 20.26.1
+MLFLOW_VERSION  ?= 3.17.2
+
+$(INTEROP)/phoenix/.installed:
+	$(PYTHON) -m venv $(INTEROP)/phoenix
+	$(INTEROP)/phoenix/bin/python -m pip install --quiet --disable-pip-version-check 'arize-phoenix==$(PHOENIX_VERSION)'
+	touch $@
+
+$(INTEROP)/mlflow/.installed:
+	$(PYTHON) -m venv $(INTEROP)/mlflow
+	$(INTEROP)/mlflow/bin/python -m pip install --quiet --disable-pip-version-check 'mlflow==$(MLFLOW_VERSION)'
+	touch $@
+
+# The two installs take minutes each, mostly waiting on downloads and unpacking: run them side by side.
+interop: $(DEV)
+	$(MAKE) -j2 $(INTEROP)/phoenix/.installed $(INTEROP)/mlflow/.installed
+	INTEROP_VENVS=$(INTEROP) $(BIN)/python -m pytest -q -p no:cacheprovider tests/interop/test_backends.py

@@ -179,6 +179,9 @@ MODEL_REQUESTED: Final = Field(
 MODEL_USED: Final = Field(
     "model_used", "s.model(used=...)", checks.text, sc.RESPONSE_MODEL, into("_model_used")
 )
+# The provider, as gen_ai.provider.name names it ("openai", "anthropic", "aws.bedrock", ...). Left out, the
+# span processor infers it from the model on its worker (_export._stages.Pricing).
+PROVIDER: Final = Field("provider", "s.model(provider=...)", checks.text, sc.PROVIDER_NAME, into("_provider"))
 # Token counts, as the GenAI convention writes them (_usage.Usage): input counts all three prompt counts.
 UNCACHED_TOKENS: Final = Field(
     "prompt_uncached_tokens",
@@ -300,6 +303,7 @@ STEP_FIELDS: Final = (
     MODEL,
     MODEL_REQUESTED,
     MODEL_USED,
+    PROVIDER,
     UNCACHED_TOKENS,
     CACHED_TOKENS,
     CACHE_WRITE_TOKENS,

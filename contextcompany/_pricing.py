@@ -50,6 +50,15 @@ _PROVIDER_IDS: Final[dict[str, str]] = {
     "together_ai": "together",
 }
 
+# genai-prices provider ids whose gen_ai.provider.name value differs (the inverse of the above, where one
+# convention value stands for the provider).
+_CONVENTION_NAMES: Final[dict[str, str]] = {
+    "google": "gcp.gen_ai",
+    "x-ai": "x_ai",
+    "mistral": "mistral_ai",
+    "aws": "aws.bedrock",
+}
+
 # Every distinct (model, provider) pair is one entry, hits and misses alike, so a flood of garbage
 # model names would otherwise grow the cache forever. Real deployments see tens of names.
 _MAX_NAMES: Final = 4096
@@ -123,6 +132,7 @@ class _State:
     snapshot: DataSnapshot
     models: dict[tuple[str, str | None], _Model | None] = field(default_factory=dict)
     tables: dict[int, _Table] = field(default_factory=dict)
+    providers: dict[str, str | None] = field(default_factory=dict)
 
 
 class PriceBook:
@@ -252,6 +262,36 @@ class PriceBook:
             b = band
             return (b.k0 + b.ki * inp + b.kr * cread + b.kw * cwrite + b.ko * out + b.kx * reason) / b.scale
         return float(_calc(lib, entry, when or _as_datetime(at), None, counts))
+
+    def provider_of(self, model: str) -> str | None:
+        """The ``gen_ai.provider.name`` of the provider genai-prices' provider match gives ``model``, or None
+        when no provider claims it (a model many providers serve, or one unknown). Never raises.
+
+            >>> PriceBook().provider_of("claude-sonnet-4-5")
+            'anthropic'
+        """
+        if not isinstance(model, str) or not model:
+            return None
+        try:
+            lib = self._lib or self._load()
+            if lib is None:
+                return None
+            snapshot = lib.get_snapshot()
+            state = self._state
+            if state is None or state.snapshot is not snapshot:
+                state = self._reset(snapshot)
+            found = state.providers.get(model, _ABSENT)
+            if found is _ABSENT:
+                try:
+                    ident: str | None = snapshot.find_provider(model, None, None).id
+                except LookupError:
+                    ident = None
+                found = None if ident is None else _CONVENTION_NAMES.get(ident, ident)
+                if len(state.providers) < _MAX_NAMES:
+                    state.providers[model] = found
+            return found if isinstance(found, str) else None
+        except Exception:
+            return None
 
     def _load(self) -> _Lib | None:
         with self._lock:

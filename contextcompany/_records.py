@@ -634,9 +634,11 @@ class Step(_Record):
         "_context",
         "_cost",
         "_finish_reason",
+        "_first_chunk_ns",
         "_model_requested",
         "_model_used",
         "_prompt",
+        "_provider",
         "_reasoning",
         "_response",
         "_response_json",
@@ -704,6 +706,8 @@ class Step(_Record):
         self._response_reason: str | None = None  # ...and the finish reason written into it
         self._model_requested: str | None = None
         self._model_used: str | None = None
+        self._provider: str | None = None
+        self._first_chunk_ns: int | None = None
         self._uncached: int | None = None
         self._cached: int | None = None
         self._cache_write: int | None = None
@@ -772,22 +776,48 @@ class Step(_Record):
             self._response, self._response_json, self._response_reason = value
         return self
 
-    def model(self, requested: str | None = None, used: str | None = None) -> Self:
+    def model(
+        self, requested: str | None = None, used: str | None = None, *, provider: str | None = None
+    ) -> Self:
         """The model asked for, and the model that answered (often a dated version of it).
-        ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after)."""
+        ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after).
+        ``provider`` is the ``gen_ai.provider.name`` ("openai", "anthropic", "aws.bedrock"); left out, the
+        span processor infers it from the model, off your thread.
+
+        >>> s.model("claude-sonnet-4-5", provider="anthropic")
+        """
         req = (
             None
             if requested is None
             else fields.MODEL_REQUESTED.check(requested, fields.MODEL_REQUESTED.where)
         )
         use = None if used is None else fields.MODEL_USED.check(used, fields.MODEL_USED.where)
+        named = None if provider is None else fields.PROVIDER.check(provider, fields.PROVIDER.where)
         if self._open("model"):
+            if named is not None:
+                self._provider = named
             if req is not None:
                 self._model_requested = req
             if use is not None:
                 self._model_used = use
             elif req is not None and self._model_used is None:
                 self._model_used = req
+        return self
+
+    def first_chunk(self, at: object = None) -> Self:
+        """The call streamed, and its first chunk arrived now (or ``at``: a datetime or epoch ns). The step
+        carries ``gen_ai.request.stream`` and ``gen_ai.response.time_to_first_chunk`` (seconds from its
+        start); only the first call counts, so it can sit inside the loop over the chunks.
+
+        >>> for chunk in stream:
+        ...     s.first_chunk()
+        """
+        ns = time.time_ns() if at is None else checks.timestamp(at, "s.first_chunk(at=...)")
+        start = self._start_ns if self._start_ns is not None else self._handle.start_ns
+        if ns is not None and start is not None and ns < start:
+            raise ValueError("[TCC] s.first_chunk(at=...) is before the step's start time")
+        if self._first_chunk_ns is None and self._open("first_chunk"):
+            self._first_chunk_ns = ns
         return self
 
     def tokens(
@@ -912,6 +942,13 @@ class Step(_Record):
             attributes[sc.REQUEST_MODEL] = self._model_requested
         if self._model_used is not None:
             attributes[sc.RESPONSE_MODEL] = self._model_used
+        if self._provider is not None:
+            attributes[sc.PROVIDER_NAME] = self._provider
+        if self._first_chunk_ns is not None:
+            attributes[sc.REQUEST_STREAM] = True
+            start = self._start_ns if self._start_ns is not None else self._handle.start_ns
+            if start is not None:
+                attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = max(self._first_chunk_ns - start, 0) / 1e9
         uncached, cached, written = self._uncached, self._cached, self._cache_write
         if uncached is not None or cached is not None or written is not None or self._completion is not None:
             prompt_total = (

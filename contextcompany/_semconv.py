@@ -20,6 +20,11 @@ PROVIDER_NAME: Final = _g.GEN_AI_PROVIDER_NAME
 SYSTEM: Final = _g.GEN_AI_SYSTEM  # the older name of gen_ai.provider.name, still sent by some libraries
 REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
 RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
+# Spans with one response id in a run describe one call (the roll-up's rule 2, _calls).
+RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
+# Streaming: whether the call streamed, and seconds from the request to the first chunk.
+REQUEST_STREAM: Final = _g.GEN_AI_REQUEST_STREAM
+RESPONSE_TIME_TO_FIRST_CHUNK: Final = _g.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
 USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
 USAGE_CACHE_READ_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
@@ -88,6 +93,11 @@ ERROR_TYPE_ABANDONED: Final = "tcc.abandoned"
 ERROR_TYPE_PROCESS_EXIT: Final = "tcc.process_exit"
 ERROR_TYPE_TERMINATED: Final = "tcc.terminated"  # SIGTERM, handled by tcc (_sigterm)
 
+# --- Other backends' own names ----------------------------------------------------------------------
+# MLflow (3.6+) prices spans itself unless they carry this: a JSON string with input_cost, output_cost and
+# total_cost in USD. Written when TCC_COST_BACKENDS names mlflow.
+MLFLOW_LLM_COST: Final = "mlflow.llm.cost"
+
 INSTRUMENTATION_NAME: Final = "contextcompany"
 
 # Every attribute key tcc writes or reads (a prefix ends with "."). docs/attributes.md documents each.
@@ -98,6 +108,9 @@ ATTRIBUTES: Final = frozenset(
         SYSTEM,
         REQUEST_MODEL,
         RESPONSE_MODEL,
+        RESPONSE_ID,
+        REQUEST_STREAM,
+        RESPONSE_TIME_TO_FIRST_CHUNK,
         USAGE_INPUT_TOKENS,
         USAGE_OUTPUT_TOKENS,
         USAGE_CACHE_READ_INPUT_TOKENS,
@@ -128,6 +141,7 @@ ATTRIBUTES: Final = frozenset(
         RUN_FULL_OUTPUT,
         COST_USD,
         COST_SOURCE,
+        MLFLOW_LLM_COST,
         RUN_INPUT_TOKENS,
         RUN_CACHE_READ_TOKENS,
         RUN_CACHE_CREATION_TOKENS,

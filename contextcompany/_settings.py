@@ -212,9 +212,11 @@ def _bool(text: str) -> bool:
     raise ValueError(text)
 
 
-_CAPTURE_OFF: Final = frozenset({"false", "0", "no", "off"})
-# "true" and its kin, and opentelemetry-util-genai's own values for this variable, which all capture.
-_CAPTURE_ON: Final = frozenset({"true", "1", "yes", "on", "span_only", "event_only", "span_and_event"})
+# The values current GenAI instrumentations (opentelemetry-util-genai) give this variable, and true/false
+# (with their kin) as older ones and tcc 3.0 read it. tcc writes content on spans only, never as events:
+# it captures when spans are to carry content (SPAN_ONLY, SPAN_AND_EVENT), and not for EVENT_ONLY.
+_CAPTURE_OFF: Final = frozenset({"false", "0", "no", "off", "no_content", "event_only"})
+_CAPTURE_ON: Final = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event"})
 
 
 def _capture(text: str) -> bool:
@@ -329,8 +331,9 @@ CAPTURE_CONTENT: Final = Variable(
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
     _capture,
     True,
-    "false (also 0, no, off): no content text is exported, only which attributes were withheld",
-    expects="true or false",
+    "NO_CONTENT or EVENT_ONLY (any case), or false (also 0, no, off): no content text is exported, only "
+    "which attributes were withheld; SPAN_ONLY, SPAN_AND_EVENT or true capture",
+    expects="NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, true or false",
 )
 VALUE_LENGTH_LIMIT: Final = Variable(
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -338,6 +341,27 @@ VALUE_LENGTH_LIMIT: Final = Variable(
     262_144,
     "characters per string attribute; tcc cuts longer ones with a visible marker",
     expects="a positive integer",
+)
+
+# Backends that price spans themselves unless the span carries a cost in their own attribute. Named in
+# TCC_COST_BACKENDS / configure(cost_backends=...), tcc writes its price there too (docs/cost.md).
+COST_BACKENDS_KNOWN: Final = frozenset({"mlflow"})
+
+
+def _backends(text: str) -> frozenset[str]:
+    names = frozenset(n.strip().lower() for n in text.split(",") if n.strip())
+    if not names <= COST_BACKENDS_KNOWN:
+        raise ValueError(text)
+    return names
+
+
+COST_BACKENDS: Final[Variable[frozenset[str]]] = Variable(
+    "TCC_COST_BACKENDS",
+    _backends,
+    frozenset(),
+    "backends to write each call's cost for, comma-separated: mlflow (mlflow.llm.cost), so the backend "
+    "shows tcc's price instead of its own estimate",
+    expects="a comma-separated list of: mlflow",
 )
 
 HANDLE_SIGTERM: Final = Variable(
@@ -361,6 +385,7 @@ VARIABLES: Final[tuple[Variable[Any], ...]] = (
     BSP_MAX_EXPORT_BATCH_SIZE,
     CAPTURE_CONTENT,
     VALUE_LENGTH_LIMIT,
+    COST_BACKENDS,
     HANDLE_SIGTERM,
 )
 
@@ -520,10 +545,15 @@ class Settings:
     capture_content: bool = CAPTURE_CONTENT.default
     mask: Callable[[str], str] | None = None
     value_limit: int = VALUE_LENGTH_LIMIT.default  # characters per content attribute
+    cost_backends: frozenset[str] = COST_BACKENDS.default  # read by the Pricing stage, on the worker
 
     @classmethod
     def from_environment(cls) -> Settings:
-        return cls(capture_content=CAPTURE_CONTENT.get(), value_limit=VALUE_LENGTH_LIMIT.get())
+        return cls(
+            capture_content=CAPTURE_CONTENT.get(),
+            value_limit=VALUE_LENGTH_LIMIT.get(),
+            cost_backends=COST_BACKENDS.get(),
+        )
 
 
 settings: Settings  # made at first use (see __getattr__), then only changed in place
@@ -597,11 +627,13 @@ def configure(
     tracer_provider: trace.TracerProvider | None = None,
     shutdown_timeout_millis: float | None = None,
     allow_insecure_http: bool | None = None,
+    cost_backends: Sequence[str] | None = None,
     handle_sigterm: bool | None = None,
 ) -> None:
     """Set tcc up in code; every argument left out keeps its default (from the ``OTEL_*`` variables).
 
-    ``capture_content``, ``mask`` and ``run_timeout`` apply at any time. The others decide how tcc's
+    ``capture_content``, ``mask``, ``run_timeout`` and ``cost_backends`` (e.g. ``["mlflow"]``: write each
+    call's cost where MLflow reads it) apply at any time. The others decide how tcc's
     pipeline is built, so they must come before the first run, step or tool call; after it, the same
     values are accepted and different ones raise RuntimeError, changing nothing.
 
@@ -626,6 +658,20 @@ def configure(
             f"[TCC] configure(mask=...) expects a function str -> str or None, got {checks.show(mask)}"
         )
     timeout = checks.seconds(run_timeout, "configure(run_timeout=...)")
+    backends: frozenset[str] | None = None
+    if cost_backends is not None:
+        if isinstance(cost_backends, str) or not isinstance(cost_backends, Sequence | frozenset | set):
+            raise TypeError(
+                f"[TCC] configure(cost_backends=...) expects a list of backend names, got "
+                f"{checks.show(cost_backends)}"
+            )
+        names = [n.strip().lower() if isinstance(n, str) else n for n in cost_backends]
+        unknown = [n for n in names if n not in COST_BACKENDS_KNOWN]
+        if unknown:
+            raise ValueError(
+                f"[TCC] configure(cost_backends=...) knows {sorted(COST_BACKENDS_KNOWN)}, got {unknown!r}"
+            )
+        backends = frozenset(names)
     if shutdown_timeout_millis is not None and (
         isinstance(shutdown_timeout_millis, bool)
         or not isinstance(shutdown_timeout_millis, int | float)
@@ -686,3 +732,5 @@ def configure(
             runtime.mask = mask
         if timeout is not None:
             runtime.run_timeout = timeout
+        if backends is not None:
+            runtime.cost_backends = backends

@@ -29,6 +29,7 @@ ORDER = [
     "_pipeline",
     "_sigterm",
     "_export",
+    "_calls",
     "_pricing",
     "_destinations",
     "_settings",

@@ -95,6 +95,9 @@ def test_settings_reads_no_variable_by_a_name_of_its_own() -> None:
         (_settings.SHUTDOWN_TIMEOUT_MILLIS, "250.5", 250.5),
         (_settings.CAPTURE_CONTENT, "off", False),
         (_settings.CAPTURE_CONTENT, "SPAN_AND_EVENT", True),
+        (_settings.CAPTURE_CONTENT, "NO_CONTENT", False),  # the instrumentations' values (issue 9)
+        (_settings.CAPTURE_CONTENT, "event_only", False),  # content as events only: tcc writes none
+        (_settings.CAPTURE_CONTENT, "Span_Only", True),
         (_settings.VALUE_LENGTH_LIMIT, "5000", 5000),
         (_settings.ENDPOINT, "https://otel.example.com", "https://otel.example.com"),
         (_settings.API_KEY, " tcc_live_1 ", "tcc_live_1"),
@@ -116,7 +119,7 @@ def test_a_good_value_is_parsed(
         (_settings.BSP_SCHEDULE_DELAY, "soon"),
         (_settings.SHUTDOWN_TIMEOUT_MILLIS, "nan"),
         (_settings.SHUTDOWN_TIMEOUT_MILLIS, "-1"),
-        (_settings.CAPTURE_CONTENT, "NO_CONTENT"),
+        (_settings.CAPTURE_CONTENT, "no-content-please"),
         (_settings.VALUE_LENGTH_LIMIT, "-5"),
         (_settings.ENDPOINT, "collector:4318"),
         (_settings.TRACES_ENDPOINT, "ftp://collector/v1/traces"),

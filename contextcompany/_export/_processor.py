@@ -38,9 +38,10 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from contextcompany import _diag as diag
 from contextcompany import _forksafe as forksafe
 from contextcompany import _settings
+from contextcompany._pricing import PriceBook
 
 from ._batcher import Batcher, Stats, approximate_size
-from ._stages import Edit, Pricing, RollUp, Stage, StepRule
+from ._stages import BackendCost, Edit, Pricing, RollUp, Stage, StepRule
 
 if TYPE_CHECKING:  # finished here, built by the records above: no import back up the layers at runtime
     from contextcompany._content import Pending
@@ -117,9 +118,7 @@ class SpanProcessor(_SdkSpanProcessor):
         # Its own lock: _forget runs under the batcher's lock (dropping the oldest span), and takes this one.
         self._content_lock = threading.Lock()
         self._roll_up = RollUp()
-        self._stages: tuple[Stage, ...] = (
-            tuple(stages) if stages is not None else (StepRule(), Pricing(), self._roll_up)
-        )
+        self._stages: tuple[Stage, ...] = tuple(stages) if stages is not None else self._default_stages()
         self._once = diag.Once()  # internal errors: once per processor, with the traceback
         self._batcher = Batcher(
             self._prepare,
@@ -132,6 +131,10 @@ class SpanProcessor(_SdkSpanProcessor):
         )
         self._put = self._batcher.put  # on_end's one call, bound once
         forksafe.after_fork(self._forget_the_parents_spans, forksafe.Phase.STATE, weak=True)
+
+    def _default_stages(self) -> tuple[Stage, ...]:
+        prices = PriceBook()  # one price cache for the stages that price
+        return (StepRule(), Pricing(prices), BackendCost(prices), self._roll_up)
 
     def _forget_the_parents_spans(self) -> None:
         # The child's batcher starts empty: the parent's open spans and routes are not the child's.

@@ -10,9 +10,12 @@ Like structlog's processors, each stage does one thing:
 1. ``StepRule``: a step span (``tcc.step.id``) never leaves as a success without a prompt and a
    response; it is shipped as an error that names what was missing.
 2. ``Pricing``: any span with a GenAI model and token usage gets ``tcc.cost.usd`` and
-   ``tcc.cost.source``; a span that reports its own ``tcc.cost.usd`` gets ``tcc.cost.source=reported``.
-3. ``RollUp``: totals of tokens and cost bubble up the span tree; every ``invoke_agent`` span carries
-   the totals of all LLM calls beneath it.
+   ``tcc.cost.source``; a span that reports its own ``tcc.cost.usd`` gets ``tcc.cost.source=reported``;
+   an LLM span that names no provider gets the ``gen_ai.provider.name`` genai-prices gives its model.
+3. ``BackendCost``: with ``TCC_COST_BACKENDS=mlflow``, each priced call's cost also where MLflow
+   reads it (``mlflow.llm.cost``), so MLflow shows tcc's price.
+4. ``RollUp``: totals of tokens and cost bubble up the span tree; every ``invoke_agent`` span carries
+   the totals of all LLM calls beneath it, each call counted once however many spans describe it.
 
 Threads: the stages run on the span processor's export worker, one span at a time, in the order the
 spans ended (a run's steps before the run, which is all the roll-up needs). Only ``RollUp.on_start``
@@ -22,7 +25,6 @@ be tested by calling it on an ``Edit``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -30,6 +32,8 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from contextcompany import _semconv as sc
+from contextcompany import _settings
+from contextcompany._calls import NOT_CALLS, Call, Calls, Totals, beside, outermost
 from contextcompany._pricing import PriceBook
 from contextcompany._usage import Usage
 
@@ -173,6 +177,7 @@ class Pricing:
 
     def __call__(self, edit: Edit) -> None:
         get = edit.attributes.get
+        self._name_provider(edit)
         if get(sc.COST_SOURCE) is not None:
             return
         if _usd(get(sc.COST_USD)) is not None:
@@ -205,21 +210,79 @@ class Pricing:
             edit.set(sc.COST_USD, cost)
             edit.set(sc.COST_SOURCE, sc.COST_SOURCE_COMPUTED)
 
+    def _name_provider(self, edit: Edit) -> None:
+        """``gen_ai.provider.name`` on an LLM span that names no provider (the convention requires it on
+        inference spans), from the model by genai-prices' provider match; here, never on the caller's
+        thread. A model no provider claims leaves it unset."""
+        get = edit.attributes.get
+        if get(sc.PROVIDER_NAME) is not None or get(sc.SYSTEM) is not None:
+            return
+        if get(sc.OPERATION_NAME) in NOT_CALLS or (not edit.reports_usage() and get(sc.COST_USD) is None):
+            return
+        for model in (get(sc.RESPONSE_MODEL), get(sc.REQUEST_MODEL)):
+            if isinstance(model, str) and model:
+                provider = self._prices.provider_of(model)
+                if provider is not None:
+                    edit.set(sc.PROVIDER_NAME, provider)
+                    return
 
-@dataclass(slots=True)
-class Totals:
-    """What the LLM calls beneath one span add up to."""
 
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-    llm_calls: int = 0
-    unpriced_llm_calls: int = 0
+class BackendCost:
+    """Writes each priced call's cost where a backend named in ``TCC_COST_BACKENDS`` reads it, so the
+    backend shows tcc's price (a reported cost, cache and reasoning pricing, models its own table lacks)
+    instead of its estimate. MLflow: ``mlflow.llm.cost``, JSON with input_cost, output_cost, total_cost;
+    the split follows genai-prices' prices of the input and output tokens, scaled to the span's cost, and
+    is left out when the model has no price (only total_cost then).
 
-    def add(self, other: Totals) -> None:
-        self.usage = self.usage + other.usage
-        self.cost_usd += other.cost_usd
-        self.llm_calls += other.llm_calls
-        self.unpriced_llm_calls += other.unpriced_llm_calls
+    >>> BackendCost(PriceBook())(edit)   # with settings.cost_backends == {"mlflow"}
+    """
+
+    def __init__(self, prices: PriceBook | None = None) -> None:
+        self._prices = prices or PriceBook()
+
+    def __call__(self, edit: Edit) -> None:
+        if "mlflow" not in _settings.settings.cost_backends:
+            return
+        get = edit.attributes.get
+        cost = _usd(get(sc.COST_USD))
+        if cost is None or get(sc.MLFLOW_LLM_COST) is not None or get(sc.OPERATION_NAME) in NOT_CALLS:
+            return
+        value: dict[str, float] = {}
+        if edit.reports_usage():
+            split = self._split(edit, edit.usage())
+            if split is not None and sum(split) > 0:
+                scale = cost / sum(split)
+                value = {"input_cost": split[0] * scale, "output_cost": split[1] * scale}
+        value["total_cost"] = cost
+        edit.set(sc.MLFLOW_LLM_COST, sc.dumps(value))
+
+    def _split(self, edit: Edit, usage: Usage) -> tuple[float, float] | None:
+        get = edit.attributes.get
+        provider = get(sc.PROVIDER_NAME) or get(sc.SYSTEM)
+        for model in (get(sc.RESPONSE_MODEL), get(sc.REQUEST_MODEL)):
+            if not isinstance(model, str) or not model:
+                continue
+            common: dict[str, Any] = {
+                "provider": provider if isinstance(provider, str) else None,
+                "at": edit.span.end_time or None,
+            }
+            inp = self._prices.cost_usd(
+                model,
+                input_tokens=usage.input or 0,
+                cache_read_tokens=usage.cache_read or 0,
+                cache_write_tokens=usage.cache_write or 0,
+                **common,
+            )
+            out = self._prices.cost_usd(
+                model,
+                input_tokens=0,
+                output_tokens=usage.output or 0,
+                reasoning_tokens=usage.reasoning or 0,
+                **common,
+            )
+            if inp is not None and out is not None:
+                return inp, out
+        return None
 
 
 _NO_TOTALS: Final = Totals()
@@ -227,6 +290,19 @@ _NO_TOTALS: Final = Totals()
 
 class RollUp:
     """Totals bubble up the span tree; every run (invoke_agent) span carries those of its subtree.
+
+    The totals count LLM calls, not spans: one provider call is often described by a tcc step, an
+    instrumentation's span and the provider SDK's own span. The rule (``contextcompany._calls``):
+
+    1. spans that describe a call (they report token usage or a cost), nested under another such span
+       with no agent or tool span between, are that same call; the outermost wins (its token counts if
+       it has any, its cost if it has one; what it lacks comes from beneath), being the account closest
+       to the application, which the layers beneath only complete;
+    2. spans side by side with the same ``gen_ai.response.id`` are one call; the first to end wins (the
+       innermost wrapper, which read the usage off the response), completed by the other.
+
+    Each span keeps its own attributes and price; only the totals change. A given cost (``s.cost()``)
+    counts with or without token counts.
 
     A span's totals go to its parent only while the parent is open in this pipeline (seen by
     ``on_start`` and not yet ended), so nothing waits for a parent that will never come: a parent in
@@ -238,7 +314,7 @@ class RollUp:
 
     def __init__(self) -> None:
         self._open: set[int] = set()
-        self._pending: dict[int, Totals] = {}
+        self._pending: dict[int, Calls] = {}
 
     def on_start(self, span: Span) -> None:
         # set.add is atomic under the GIL; this runs on the caller's thread, the rest on the worker.
@@ -261,31 +337,34 @@ class RollUp:
             return
         span_id = context.span_id
         self._open.discard(span_id)
-        totals = self._pending.pop(span_id, None)
+        below = self._pending.pop(span_id, None)
         get = edit.attributes.get
         parent = span.parent
         parent_id = parent.span_id if parent is not None and parent.span_id in self._open else None
         is_run = get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT and get(sc.RUN_ID) is not None
-        if edit.reports_usage():
-            if totals is None:
-                totals = Totals(edit.usage())
-            else:
-                totals.usage = totals.usage + edit.usage()
-            cost = _usd(get(sc.COST_USD))
-            if cost is not None:
-                totals.cost_usd += cost
-            else:
-                totals.unpriced_llm_calls += 1
-            totals.llm_calls += 1
+        own = None
+        cost = _usd(get(sc.COST_USD))
+        if edit.reports_usage() or cost is not None:
+            # A given cost counts with or without token counts (s.cost() on a billed call).
+            response_id = get(sc.RESPONSE_ID)
+            ids = frozenset((response_id,)) if isinstance(response_id, str) and response_id else frozenset()
+            own = Call(edit.usage() if edit.reports_usage() else None, cost, ids)
+        calls: Calls | None
+        if get(sc.OPERATION_NAME) in NOT_CALLS:
+            calls = beside(own, below)
+        elif own is not None:
+            calls = outermost(own, below)
+        else:
+            calls = below
         if is_run:
-            t = totals or _NO_TOTALS
+            t = calls.totals() if calls is not None else _NO_TOTALS
             edit.update(t.usage.to_run_attributes())
             edit.set(sc.RUN_COST_USD, round(t.cost_usd, 12))
             edit.set(sc.RUN_LLM_CALLS, t.llm_calls)
             edit.set(sc.RUN_UNPRICED_CALLS, t.unpriced_llm_calls)
-        if totals is not None and parent_id is not None:
+        if calls is not None and parent_id is not None:
             above = self._pending.get(parent_id)
             if above is None:
-                self._pending[parent_id] = totals
+                self._pending[parent_id] = calls
             else:
-                above.add(totals)
+                above.add(calls)

@@ -435,7 +435,17 @@ class RunTreePrinter:
                 )
                 if count is not None
             ]
-        return self._line(head, (" / ".join(tokens), self._step_cost(attrs), self._finish(attrs)), span)
+        parts = (" / ".join(tokens), self._step_cost(attrs), self._finish(attrs), self._stream(attrs))
+        return self._line(head, parts, span)
+
+    @staticmethod
+    def _stream(attrs: Mapping[str, Any]) -> Text | None:
+        """ "streamed, first chunk 105ms" for a call that streamed (as tcc or an instrumentation says)."""
+        first = _number(attrs.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK))  # seconds, by the convention
+        if attrs.get(sc.REQUEST_STREAM) is not True and first is None:
+            return None
+        text = "streamed" if first is None else f"streamed, first chunk {format_duration(first * 1000)}"
+        return Text(text, style="dim")
 
     @staticmethod
     def _step_cost(attrs: Mapping[str, Any]) -> Text | None:
