@@ -44,6 +44,7 @@ EVALUATION_NAME: Final = _g.GEN_AI_EVALUATION_NAME
 EVALUATION_SCORE_LABEL: Final = _g.GEN_AI_EVALUATION_SCORE_LABEL
 EVALUATION_SCORE_VALUE: Final = _g.GEN_AI_EVALUATION_SCORE_VALUE
 EVALUATION_EXPLANATION: Final = _g.GEN_AI_EVALUATION_EXPLANATION
+RESPONSE_TIME_TO_FIRST_CHUNK: Final = _g.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 ERROR_TYPE: Final = _e.ERROR_TYPE
 ERROR_TYPE_OTHER: Final = _e.ErrorTypeValues.OTHER.value
 
@@ -89,6 +90,19 @@ ERROR_TYPE_PROCESS_EXIT: Final = "tcc.process_exit"
 
 INSTRUMENTATION_NAME: Final = "contextcompany"
 
+# --- Metric attributes (never span attributes): see _metrics and docs/metrics.md -----------------
+TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
+TOKEN_TYPE_INPUT: Final = _g.GenAiTokenTypeValues.INPUT.value
+TOKEN_TYPE_OUTPUT: Final = _g.GenAiTokenTypeValues.OUTPUT.value
+# The disjoint part of a token type a tcc.client.token.parts point counts (uncached, cache_read, ...).
+TOKEN_PART: Final = "tcc.token.part"
+TOKEN_PART_UNKNOWN: Final = "unknown"
+# Whether a metric point comes from a tcc record (exact under sampling) or another instrumentation's span.
+METRIC_ORIGIN: Final = "tcc.origin"
+ORIGIN_TCC: Final = "tcc"
+ORIGIN_OTHER: Final = "other"
+METRIC_ATTRIBUTES: Final = frozenset({TOKEN_TYPE, TOKEN_PART, METRIC_ORIGIN})
+
 # Every attribute key tcc writes or reads (a prefix ends with "."). docs/attributes.md documents each.
 ATTRIBUTES: Final = frozenset(
     {
@@ -118,6 +132,7 @@ ATTRIBUTES: Final = frozenset(
         EVALUATION_SCORE_LABEL,
         EVALUATION_SCORE_VALUE,
         EVALUATION_EXPLANATION,
+        RESPONSE_TIME_TO_FIRST_CHUNK,
         ERROR_TYPE,
         RUN_ID,
         STEP_ID,

@@ -1,0 +1,455 @@
+"""GenAI client metrics and tcc's cost counter, recorded from one ended span's final attributes.
+
+    >>> recorder = Recorder(meter_provider.get_meter("contextcompany"))
+    >>> recorder.record(span_attributes, start_ns, end_ns, failed=False, own=True)
+
+Why metrics at all: services sample traces, so any total built from spans (spend, tokens) is a fraction
+of the real one. Metrics are recorded for every call tcc sees, sampled or not, and a counter's sum over
+any window is the spend in that window.
+
+The instruments (names from ``opentelemetry-semantic-conventions`` where the convention has them):
+
+- ``gen_ai.client.token.usage``: histogram of tokens per call, one point per ``gen_ai.token.type``
+  (``input``, ``output``), exactly as the convention says. ``input`` counts every input token, cache
+  reads and writes included; ``output`` counts reasoning tokens too. Its sum per type is the total.
+- ``tcc.client.token.parts``: a counter that splits the same tokens into disjoint parts
+  (``tcc.token.part``: ``uncached``, ``cache_read``, ``cache_write`` of the input; ``response``,
+  ``reasoning`` of the output; ``unknown`` where a call's parts exceed its total). The parts of a type sum
+  to that type's total, so no sum over this counter counts a token twice. It carries the same tokens as
+  the histogram: a dashboard uses one or the other, never adds them.
+- ``gen_ai.client.operation.duration``: seconds, per operation (chat, execute_tool, invoke_agent, ...).
+- ``gen_ai.client.operation.time_to_first_chunk``: seconds, where a span carries
+  ``gen_ai.response.time_to_first_chunk``.
+- ``tcc.client.cost.usd``: a counter of USD, from ``tcc.cost.usd`` after pricing.
+
+Cardinality is bounded by construction: metric attributes are built from an explicit allow-list of keys
+(``DIMENSIONS``), never by copying a span's attributes, and each key keeps at most ``_MAX_VALUES``
+distinct values (later ones read ``_OTHER``), so a run id, session id or message can never become a
+metric attribute, even one passed by mistake as a model or agent name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
+from opentelemetry.util.types import AttributeValue
+
+from . import _diag as diag
+from . import _forksafe as forksafe
+from . import _semconv as sc
+from ._usage import Usage
+
+__all__ = ["DIMENSIONS", "Recorder"]
+
+# Bucket boundaries the GenAI metrics convention advises (ExplicitBucketBoundaries).
+TOKEN_BUCKETS: Final = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+SECONDS_BUCKETS: Final = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+
+TOKEN_USAGE: Final = _gm.GEN_AI_CLIENT_TOKEN_USAGE
+OPERATION_DURATION: Final = _gm.GEN_AI_CLIENT_OPERATION_DURATION
+TIME_TO_FIRST_CHUNK: Final = _gm.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK
+TOKEN_PARTS: Final = "tcc.client.token.parts"
+COST: Final = "tcc.client.cost.usd"
+
+# The only span attributes that can become metric attributes. Everything else a span carries (ids,
+# messages, metadata, tool arguments) is never read here.
+DIMENSIONS: Final = (
+    sc.OPERATION_NAME,
+    sc.PROVIDER_NAME,
+    sc.REQUEST_MODEL,
+    sc.RESPONSE_MODEL,
+    sc.AGENT_NAME,
+)
+# Distinct values kept per dimension; a service has tens of models and agents, not hundreds.
+_MAX_VALUES: Final = 200
+# A longer value is no model or agent name: most likely an id or a text passed by mistake.
+_MAX_VALUE_CHARS: Final = 128
+OTHER: Final = sc.ERROR_TYPE_OTHER  # "_OTHER", the convention's fallback value
+
+
+class _Values:
+    """The values one dimension has shown so far, at most ``_MAX_VALUES`` of them; later ones are
+    ``_OTHER``. Called from one thread (the export worker); the lock keeps a second caller safe."""
+
+    __slots__ = ("_lock", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def bounded(self, value: object) -> str | None:
+        if value is None:
+            return None
+        if type(value) is not str or not value or len(value) > _MAX_VALUE_CHARS:
+            return OTHER
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) >= _MAX_VALUES:
+                return OTHER
+            self._seen.add(value)
+        return value
+
+
+def _seconds(value: object) -> float | None:
+    """A duration read from any span: a finite non-negative number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def _usd(value: object) -> float | None:
+    """A cost read from any span: a finite non-negative number (not a bool), else None."""
+    return _seconds(value)
+
+
+class Recorder:
+    """Records one ended span's metrics: tokens, duration, time to first chunk, cost.
+
+    A plain callable over final attributes (after pricing), so the export worker can run it as a stage
+    on each span it has priced, and on the records whose span was not sampled. It never raises for
+    what a span carries: a value of the wrong type is left out, as the span processor's stages do.
+
+    >>> recorder = Recorder(MeterProvider(metric_readers=[reader]).get_meter("contextcompany"))
+    >>> recorder.record({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 12}, t0, t1)
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self._tokens = meter.create_histogram(
+            TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+        )
+        self._parts = meter.create_counter(
+            TOKEN_PARTS,
+            unit="{token}",
+            description=(
+                "Tokens of LLM calls in disjoint parts (tcc.token.part) of each gen_ai.token.type: "
+                "the same tokens as gen_ai.client.token.usage, never to be added to it."
+            ),
+        )
+        self._duration = meter.create_histogram(
+            OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+        )
+        self._first_chunk = meter.create_histogram(
+            TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description=(
+                "Time to receive the first chunk, measured from when the client issues the generation "
+                "request to when the first chunk is received in the response stream."
+            ),
+            explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+        )
+        self._cost = meter.create_counter(
+            COST,
+            unit="{USD}",
+            description="Cost of LLM calls in US dollars (tcc.cost.usd), priced with genai-prices.",
+        )
+        self._values: dict[str, _Values] = {key: _Values() for key in (*DIMENSIONS, sc.ERROR_TYPE)}
+
+    def dimensions(
+        self, attributes: Mapping[str, Any], *, failed: bool, own: bool, agent: str | None = None
+    ) -> dict[str, AttributeValue]:
+        """The metric attributes of a span: the allow-listed keys, bounded, and nothing else."""
+        out: dict[str, AttributeValue] = {sc.METRIC_ORIGIN: sc.ORIGIN_TCC if own else sc.ORIGIN_OTHER}
+        get = attributes.get
+        values = self._values
+        for key in DIMENSIONS:
+            raw = get(key)
+            if raw is None and key == sc.PROVIDER_NAME:
+                raw = get(sc.SYSTEM)  # the older name, still sent by some instrumentations
+            elif raw is None and key == sc.AGENT_NAME:
+                raw = agent
+            value = values[key].bounded(raw)
+            if value is not None:
+                out[key] = value
+        if failed:
+            error = values[sc.ERROR_TYPE].bounded(get(sc.ERROR_TYPE))
+            out[sc.ERROR_TYPE] = error if error is not None else OTHER
+        return out
+
+    def record(
+        self,
+        attributes: Mapping[str, Any],
+        start_ns: int | None,
+        end_ns: int | None,
+        *,
+        failed: bool = False,
+        own: bool = True,
+        agent: str | None = None,
+    ) -> None:
+        """Record the metrics of one ended span from its final attributes (after pricing).
+
+        ``failed``: the span ended with an error status (``error.type`` is read from the attributes,
+        ``_OTHER`` when absent). ``own``: a tcc record rather than another instrumentation's span
+        (``tcc.origin``). ``agent``: the agent name when the span itself does not carry one (a step of a
+        named run). Spans that are neither a GenAI operation nor an LLM call are ignored.
+        """
+        usage = Usage.from_attributes(attributes)
+        if usage is None and attributes.get(sc.OPERATION_NAME) is None:
+            return  # not a GenAI span: an HTTP or database span of the service passing through
+        dims = self.dimensions(attributes, failed=failed, own=own, agent=agent)
+        if isinstance(start_ns, int) and isinstance(end_ns, int) and end_ns >= start_ns:
+            self._duration.record((end_ns - start_ns) / 1e9, dims)
+        first_chunk = _seconds(attributes.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK))
+        if first_chunk is not None:
+            self._first_chunk.record(first_chunk, dims)
+        if usage is None:
+            return
+        cost_source = attributes.get(sc.COST_SOURCE)
+        if cost_source in _COST_SOURCES:
+            dims[sc.COST_SOURCE] = cost_source
+        self._record_tokens(usage, dims)
+        cost = _usd(attributes.get(sc.COST_USD))
+        if cost is not None:
+            self._cost.add(cost, dims)
+
+    def _record_tokens(self, usage: Usage, dims: dict[str, AttributeValue]) -> None:
+        parts: tuple[tuple[str, int], ...]
+        if usage.input is not None:
+            self._tokens.record(usage.input, {**dims, sc.TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+            read, write = usage.cache_read or 0, usage.cache_write or 0
+            if read + write <= usage.input:
+                parts = (
+                    ("uncached", usage.input - read - write),
+                    ("cache_read", read),
+                    ("cache_write", write),
+                )
+            else:  # a span that reports more cached than total input: its split is not to be trusted
+                parts = ((sc.TOKEN_PART_UNKNOWN, usage.input),)
+            self._add_parts(sc.TOKEN_TYPE_INPUT, parts, dims)
+        if usage.output is not None:
+            self._tokens.record(usage.output, {**dims, sc.TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+            reasoning = usage.reasoning or 0
+            if reasoning <= usage.output:
+                parts = (("response", usage.output - reasoning), ("reasoning", reasoning))
+            else:
+                parts = ((sc.TOKEN_PART_UNKNOWN, usage.output),)
+            self._add_parts(sc.TOKEN_TYPE_OUTPUT, parts, dims)
+
+    def _add_parts(
+        self, token_type: str, parts: tuple[tuple[str, int], ...], dims: dict[str, AttributeValue]
+    ) -> None:
+        for part, tokens in parts:
+            if tokens:  # a zero adds nothing and would only add a series
+                self._parts.add(tokens, {**dims, sc.TOKEN_TYPE: token_type, sc.TOKEN_PART: part})
+
+
+_COST_SOURCES: Final = frozenset({sc.COST_SOURCE_COMPUTED, sc.COST_SOURCE_REPORTED, sc.COST_SOURCE_NO_PRICE})
+
+
+# --- the meter: the service's, or tcc's own ------------------------------------------------------------
+
+_DEFAULT_ENDPOINT: Final = "http://localhost:4318"
+_METRICS_PATH: Final = "/v1/metrics"
+_DEFAULT_INTERVAL_MILLIS: Final = 60_000.0
+
+
+def enabled_from_env(raw: str | None) -> bool:
+    """``OTEL_METRICS_EXPORTER``: tcc exports its own metrics over OTLP unless it says ``none``.
+
+    Only ``otlp`` is built in; a list naming other exporters (``console``, ``prometheus``) is told once
+    that tcc exports over OTLP only, and still exports there when it names ``otlp`` too.
+    """
+    names = {name.strip().lower() for name in (raw or "").split(",") if name.strip()} or {"otlp"}
+    if names == {"none"}:
+        return False
+    unsupported = sorted(names - {"otlp", "none"})
+    if unsupported:
+        diag.warn_once(
+            "metrics-exporter",
+            "contextcompany: OTEL_METRICS_EXPORTER=%r: tcc's own metrics go over OTLP only; %s is not built "
+            "in (set a global MeterProvider with that exporter and tcc records on it)",
+            raw,
+            ", ".join(unsupported),
+        )
+    return "otlp" in names
+
+
+def metrics_endpoint(signal: str | None, base: str | None) -> str:
+    """The OTLP metrics URL: ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` as is, else the base endpoint
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``configure(endpoint=)``, a traces URL's base too) + /v1/metrics.
+
+    >>> metrics_endpoint(None, "https://collector.example.com:4318/v1/traces")
+    'https://collector.example.com:4318/v1/metrics'
+    """
+    if signal:
+        return signal
+    root = (base or _DEFAULT_ENDPOINT).rstrip("/").removesuffix("/v1/traces")
+    return root + _METRICS_PATH
+
+
+def interval_from_env(raw: str | None) -> float:
+    """``OTEL_METRIC_EXPORT_INTERVAL`` in milliseconds (a positive number), else the SDK's 60 s."""
+    if raw is None or not raw.strip():
+        return _DEFAULT_INTERVAL_MILLIS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        diag.warn_once(
+            "metric-interval",
+            "contextcompany: OTEL_METRIC_EXPORT_INTERVAL=%r is not a number of milliseconds > 0; using %d",
+            raw,
+            int(_DEFAULT_INTERVAL_MILLIS),
+        )
+        return _DEFAULT_INTERVAL_MILLIS
+    return value
+
+
+def temporality_from_env(raw: str | None) -> dict[type, AggregationTemporality]:
+    """``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``: cumulative (default), delta or lowmemory,
+    with the meanings the OpenTelemetry specification gives them."""
+    from opentelemetry.sdk.metrics import (  # noqa: PLC0415  (the metrics SDK only once metrics are built)
+        Counter,
+        Histogram,
+        ObservableCounter,
+        ObservableGauge,
+        ObservableUpDownCounter,
+        UpDownCounter,
+    )
+
+    cumulative, delta = AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA
+    preference = (raw or "").strip().lower() or "cumulative"
+    if preference not in ("cumulative", "delta", "lowmemory"):
+        diag.warn_once(
+            "metric-temporality",
+            "contextcompany: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%r is not cumulative, delta "
+            "or lowmemory; using cumulative",
+            raw,
+        )
+        preference = "cumulative"
+    sums = delta if preference in ("delta", "lowmemory") else cumulative
+    return {
+        Counter: sums,
+        Histogram: sums,
+        ObservableCounter: delta if preference == "delta" else cumulative,
+        UpDownCounter: cumulative,
+        ObservableUpDownCounter: cumulative,
+        ObservableGauge: cumulative,
+    }
+
+
+class LazyExporter(MetricExporter):
+    """The OTLP/HTTP metrics exporter, built on the reader's thread at its first export (and again in a
+    forked child, which must not share the parent's pooled connections).
+
+    Building it imports requests and opens a session, which the first record on the caller's thread
+    should not pay. ``make`` is called with no arguments and returns the real exporter.
+    """
+
+    def __init__(
+        self, make: Callable[[], MetricExporter], preferred_temporality: dict[type, AggregationTemporality]
+    ) -> None:
+        super().__init__(preferred_temporality=preferred_temporality)
+        self._make = make
+        self._exporter: MetricExporter | None = None
+        self._pid = os.getpid()
+
+    def _get(self) -> MetricExporter:
+        if self._exporter is None or self._pid != os.getpid():
+            with forksafe.importing():  # a fork must not split the imports its first use does
+                self._exporter, self._pid = self._make(), os.getpid()
+        return self._exporter
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self._get().export(metrics_data, timeout_millis=timeout_millis)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self._exporter is not None and self._pid == os.getpid():
+            self._exporter.shutdown(timeout_millis=timeout_millis)
+
+
+def otlp_exporter(endpoint: str, headers: Mapping[str, str] | None) -> MetricExporter:
+    """The standard OTLP/HTTP metrics exporter; ``OTEL_EXPORTER_OTLP_METRICS_HEADERS`` / ``_TIMEOUT`` /
+    ``_COMPRESSION`` / certificates are still read by it."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
+        OTLPMetricExporter,
+    )
+
+    return OTLPMetricExporter(endpoint=endpoint, headers=dict(headers) if headers else None)
+
+
+def own_provider(
+    exporter: MetricExporter, *, interval_millis: float, resource: Resource | None = None
+) -> MeterProvider:
+    """tcc's own MeterProvider: a periodic reader (its own thread) over ``exporter``. Not set globally, so
+    it never fights the service for that slot; not shut down by the SDK at exit, which tcc does within its
+    own bound."""
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: PLC0415
+
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_millis)
+    return SdkMeterProvider(
+        metric_readers=[reader], resource=resource or Resource.create(), shutdown_on_exit=False
+    )
+
+
+def host_provider(explicit: MeterProvider | None) -> MeterProvider | None:
+    """The service's MeterProvider: ``configure(meter_provider=)``, else one set globally, else None."""
+    if explicit is not None:
+        return explicit
+    provider = metrics.get_meter_provider()
+    # Until the service sets one, the API hands out a proxy (or a no-op one): nothing would be exported.
+    if isinstance(provider, metrics.NoOpMeterProvider) or type(provider).__name__ == "_ProxyMeterProvider":
+        return None
+    return provider
+
+
+def recorder_for(provider: MeterProvider, version: str) -> Recorder:
+    """tcc's instruments on ``provider``, under the meter (instrumentation scope) ``contextcompany``."""
+    return Recorder(provider.get_meter(sc.INSTRUMENTATION_NAME, version))
