@@ -34,7 +34,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
@@ -47,6 +47,9 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
 from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 
 from . import _diag as diag
 from . import _forksafe as forksafe
@@ -426,15 +429,15 @@ def otlp_exporter(endpoint: str, headers: Mapping[str, str] | None) -> MetricExp
 
 def own_provider(
     exporter: MetricExporter, *, interval_millis: float, resource: Resource | None = None
-) -> MeterProvider:
+) -> SdkMeterProvider:
     """tcc's own MeterProvider: a periodic reader (its own thread) over ``exporter``. Not set globally, so
     it never fights the service for that slot; not shut down by the SDK at exit, which tcc does within its
     own bound."""
-    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics import MeterProvider as SdkProvider  # noqa: PLC0415
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: PLC0415
 
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_millis)
-    return SdkMeterProvider(
+    return SdkProvider(
         metric_readers=[reader], resource=resource or Resource.create(), shutdown_on_exit=False
     )
 
