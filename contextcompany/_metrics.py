@@ -46,6 +46,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
+from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
@@ -456,3 +457,77 @@ def host_provider(explicit: MeterProvider | None) -> MeterProvider | None:
 def recorder_for(provider: MeterProvider, version: str) -> Recorder:
     """tcc's instruments on ``provider``, under the meter (instrumentation scope) ``contextcompany``."""
     return Recorder(provider.get_meter(sc.INSTRUMENTATION_NAME, version))
+
+
+# --- the stage on the export worker --------------------------------------------------------------------
+
+_AGENT_SPAN_PREFIX: Final = sc.OP_INVOKE_AGENT + " "
+
+
+class MetricsStage:
+    """Records each span's metrics on the export worker, after pricing: a stage over an ``Edit``.
+
+    The recorder is made on first use, on the worker (``make`` builds tcc's meter or finds the service's,
+    and returns None when metrics are off): the metrics SDK's import and the reader's thread cost the
+    caller's first record nothing.
+
+    A step carries no agent name; its run does, in its span name (``invoke_agent {name}``, as the
+    convention names it). ``on_start`` notes the names of agent spans as they start (a string test on the
+    caller's thread), so a step or tool call beneath one is counted under its agent.
+
+    >>> stage = MetricsStage(lambda: Recorder(meter))
+    >>> stage(edit)            # on the export worker, after Pricing
+    """
+
+    def __init__(self, make: Callable[[], Recorder | None]) -> None:
+        self._make = make
+        self._recorder: Recorder | None = None
+        self._made = False
+        self._lock = threading.Lock()
+        self._agents: dict[int, str] = {}
+
+    def recorder(self) -> Recorder | None:
+        if not self._made:
+            with self._lock:
+                if not self._made:
+                    try:
+                        self._recorder = self._make()
+                    finally:
+                        self._made = True  # a factory that failed is not retried on every span
+        return self._recorder
+
+    def on_start(self, span: Any) -> None:
+        """On the caller's thread: remember an agent span's name for the spans beneath it."""
+        name = span.name
+        if name.startswith(_AGENT_SPAN_PREFIX):
+            self._agents[span.context.span_id] = name[len(_AGENT_SPAN_PREFIX) :]
+
+    def forget(self, span: Any) -> None:
+        """An ended span that will not pass through the pipeline."""
+        if span.context is not None:
+            self._agents.pop(span.context.span_id, None)
+
+    def reset(self) -> None:
+        self._agents = {}
+
+    def __call__(self, edit: Any) -> None:
+        span = edit.span
+        context, parent = span.context, span.parent
+        agent = None
+        if context is not None and edit.attributes.get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT:
+            self._agents.pop(context.span_id, None)  # an agent span ends after what it contains
+        elif parent is not None:
+            agent = self._agents.get(parent.span_id)
+        recorder = self.recorder()
+        if recorder is None:
+            return
+        status = edit.status if edit.status is not None else span.status
+        scope = span.instrumentation_scope
+        recorder.record(
+            edit.attributes,
+            span.start_time,
+            span.end_time,
+            failed=status.status_code is StatusCode.ERROR,
+            own=scope is not None and scope.name == sc.INSTRUMENTATION_NAME,
+            agent=agent,
+        )
