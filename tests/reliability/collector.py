@@ -83,6 +83,7 @@ class CollectorRequest:
     received: float
     answered: float | None
     metrics: tuple[MetricPoint, ...] = ()  # the data points of a /v1/metrics request
+    path: str = TRACES_PATH
 
     @property
     def span_ids(self) -> frozenset[str]:
@@ -233,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         metrics = tuple(decode_metrics(body)) if path == METRICS_PATH else ()
         mode, release = collector._take_mode()
         if mode.name == "hang":
-            collector._record(CollectorRequest("hang", None, spans, headers, received, None, metrics))
+            collector._record(CollectorRequest("hang", None, spans, headers, received, None, metrics, path))
             release.wait()  # set when the mode changes or the collector closes
             self.close_connection = True  # never answered: the connection is dropped
             return
@@ -245,14 +246,16 @@ class _Handler(BaseHTTPRequestHandler):
         # Recorded just before answering, so the record is there once the exporter has its answer.
         if mode.name == "status":
             collector._record(
-                CollectorRequest("status", mode.code, spans, headers, received, time.monotonic(), metrics)
+                CollectorRequest(
+                    "status", mode.code, spans, headers, received, time.monotonic(), metrics, path
+                )
             )
             self._answer(
                 mode.code, {"Retry-After": mode.retry_after} if mode.retry_after is not None else None
             )
             return
         collector._record(
-            CollectorRequest(mode.name, 200, spans, headers, received, time.monotonic(), metrics)
+            CollectorRequest(mode.name, 200, spans, headers, received, time.monotonic(), metrics, path)
         )
         self._answer(200)
 
