@@ -515,7 +515,8 @@ class MetricsStage:
         context, parent = span.context, span.parent
         agent = None
         if context is not None and edit.attributes.get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT:
-            self._agents.pop(context.span_id, None)  # an agent span ends after what it contains
+            # An agent span ends after what it contains: its name is needed no longer.
+            agent = self._agents.pop(context.span_id, None)
         elif parent is not None:
             agent = self._agents.get(parent.span_id)
         recorder = self.recorder()

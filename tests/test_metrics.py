@@ -358,3 +358,97 @@ def test_number_points_are_ints_for_tokens(meter: tuple[Recorder, InMemoryMetric
     recorder.record(chat(), 0, SECOND)
     for point in Readings(reader).where("tcc.client.token.parts"):
         assert isinstance(point, NumberDataPoint) and type(point.value) is int
+
+
+# --- the stage on the export worker ----------------------------------------------------------------
+
+
+def _span(
+    name: str,
+    attributes: dict[str, Any],
+    span_id: int,
+    parent: int | None,
+    *,
+    scope: str = "contextcompany",
+    error: bool = False,
+) -> Any:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+
+    def context(sid: int) -> SpanContext:
+        return SpanContext(7, sid, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+    return ReadableSpan(
+        name=name,
+        context=context(span_id),
+        parent=context(parent) if parent is not None else None,
+        attributes=attributes,
+        status=Status(StatusCode.ERROR if error else StatusCode.UNSET),
+        start_time=0,
+        end_time=2 * SECOND,
+        instrumentation_scope=InstrumentationScope(scope),
+    )
+
+
+def test_the_stage_records_after_pricing_under_the_runs_agent(
+    meter: tuple[Recorder, InMemoryMetricReader],
+) -> None:
+    from contextcompany._processor import Edit, Pricing, StepRule
+
+    recorder, reader = meter
+    stage = _metrics.MetricsStage(lambda: recorder)
+    run = _span("invoke_agent support", {sc.OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.RUN_ID: "r1"}, 1, None)
+    stage.on_start(run)
+    step = _span(
+        "chat gpt-4o",
+        {
+            sc.OPERATION_NAME: sc.OP_CHAT,
+            sc.STEP_ID: "s1",
+            sc.REQUEST_MODEL: "gpt-4o",
+            sc.RESPONSE_MODEL: "gpt-4o",
+            sc.USAGE_INPUT_TOKENS: 1000,
+            sc.USAGE_OUTPUT_TOKENS: 100,
+            sc.OUTPUT_MESSAGES: "[]",
+        },
+        2,
+        1,
+    )
+    foreign = _span(
+        "chat",
+        {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: "gpt-4o", sc.USAGE_INPUT_TOKENS: 5},
+        3,
+        1,
+        scope="openai",
+    )
+    for span in (step, foreign, run):
+        edit = Edit(span)
+        for each in (StepRule(), Pricing(), stage):
+            each(edit)
+    got = Readings(reader)
+    # The step had no prompt: the step rule failed it, and the metric says so.
+    (priced,) = got.where("tcc.client.cost.usd", tcc__origin="tcc")
+    assert priced.value > 0
+    assert priced.attributes[sc.AGENT_NAME] == "support"
+    assert priced.attributes[sc.ERROR_TYPE] == sc.ERROR_TYPE_INCOMPLETE_STEP
+    assert priced.attributes[sc.COST_SOURCE] == sc.COST_SOURCE_COMPUTED
+    (other,) = got.where("gen_ai.client.token.usage", tcc__origin="other")
+    assert other.sum == 5 and other.attributes[sc.AGENT_NAME] == "support"
+    (agent,) = got.where("gen_ai.client.operation.duration", gen_ai__operation__name="invoke_agent")
+    assert agent.attributes[sc.AGENT_NAME] == "support" and agent.sum == 2
+    assert stage._agents == {}  # the run ended: its name is forgotten
+
+
+def test_the_stage_makes_its_recorder_once_and_records_nothing_when_off() -> None:
+    from contextcompany._processor import Edit
+
+    made: list[int] = []
+
+    def off() -> Recorder | None:
+        made.append(1)
+        return None
+
+    stage = _metrics.MetricsStage(off)
+    for n in range(3):
+        stage(Edit(_span("chat", {sc.OPERATION_NAME: "chat"}, 10 + n, None)))
+    assert made == [1]
