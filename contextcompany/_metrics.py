@@ -34,6 +34,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics
@@ -532,3 +533,106 @@ class MetricsStage:
             own=scope is not None and scope.name == sc.INSTRUMENTATION_NAME,
             agent=agent,
         )
+
+
+# --- the process's metrics: one recorder, on the service's meter or on tcc's own -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where the process's metrics go, decided from configure() and the environment (cheap to make)."""
+
+    host: MeterProvider | None = None  # the service's provider: configure(meter_provider=) or the global one
+    enabled: bool = True  # tcc may build its own (OTEL_METRICS_EXPORTER is not none, the SDK not disabled)
+    endpoint: str = _DEFAULT_ENDPOINT + _METRICS_PATH
+    headers: Mapping[str, str] = field(default_factory=dict)
+    interval_millis: float = _DEFAULT_INTERVAL_MILLIS
+    temporality: str | None = None
+    resource: Resource | None = None
+    refused: str | None = None  # why tcc must not send there (an API key over plain http), if it must not
+    version: str = ""  # tcc's version, the meter's (instrumentation scope's) version
+
+
+class Metrics:
+    """The process's metrics: made on first use, on the export worker that records them.
+
+    ``planner`` says where they go (the pipeline sets it); the recorder is then made on the service's
+    MeterProvider when there is one, else on tcc's own (a periodic reader over OTLP/HTTP), else there is
+    none. ``flush`` and ``shutdown`` reach only what exists; the caller bounds them.
+
+    >>> shared.planner = lambda: Plan(endpoint="http://localhost:4318/v1/metrics")
+    >>> shared.recorder()      # on the export worker
+    """
+
+    def __init__(self) -> None:
+        self.planner: Callable[[], Plan] = Plan
+        self._lock = threading.Lock()
+        self._made = False
+        self._recorder: Recorder | None = None
+        self._own: SdkMeterProvider | None = None
+        self._host: MeterProvider | None = None
+        forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+
+    def _renew_lock(self) -> None:
+        self._lock = threading.Lock()
+
+    def recorder(self) -> Recorder | None:
+        if self._made:
+            return self._recorder
+        with self._lock:
+            if not self._made:
+                try:
+                    self._recorder = self._make(self.planner())
+                except Exception:
+                    diag.error_once("metrics", "contextcompany: setting up metrics failed; none are recorded")
+                finally:
+                    self._made = True  # a setup that failed is not retried on every span
+            return self._recorder
+
+    def _make(self, plan: Plan) -> Recorder | None:
+        version = plan.version
+        if plan.host is not None:
+            self._host = plan.host
+            return recorder_for(plan.host, version)
+        if not plan.enabled:
+            return None
+        if plan.refused is not None:
+            diag.warn_once(
+                "metrics-refused",
+                "contextcompany: not sending metrics to %s: %s",
+                plan.endpoint,
+                plan.refused,
+            )
+            return None
+        endpoint, headers = plan.endpoint, dict(plan.headers)
+        exporter = LazyExporter(
+            lambda: otlp_exporter(endpoint, headers), temporality_from_env(plan.temporality)
+        )
+        self._own = own_provider(exporter, interval_millis=plan.interval_millis, resource=plan.resource)
+        return recorder_for(self._own, version)
+
+    def flush(self, timeout_millis: float) -> bool:
+        """Export what was recorded: tcc's own provider, or the service's (flushed, never shut down)."""
+        provider: Any = self._own or self._host
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is None:
+            return True
+        return bool(force_flush(timeout_millis=timeout_millis))
+
+    def shutdown(self, timeout_millis: float) -> None:
+        """Export what was recorded and stop tcc's own provider (the reader's join is bounded)."""
+        own = self._own
+        if own is not None:
+            own.shutdown(timeout_millis=timeout_millis)
+        elif self._host is not None:
+            self.flush(timeout_millis)
+
+    def reset(self) -> None:
+        """Forget the recorder and the providers (tests; tcc's own is shut down first)."""
+        own, self._own = self._own, None
+        if own is not None:
+            own.shutdown(timeout_millis=1000)
+        self._host, self._recorder, self._made = None, None, False
+
+
+shared: Final = Metrics()

@@ -102,3 +102,62 @@ def test_shutdown_is_bounded_whatever_the_collector_does(collector: FaultyCollec
     started = time.perf_counter()
     provider.shutdown(timeout_millis=1_000)
     assert time.perf_counter() - started < 3.0  # the 1 s bound, and some slack for a busy machine
+
+
+def test_the_process_metrics_follow_the_plan(
+    collector: FaultyCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    # The service's provider first.
+    reader = InMemoryMetricReader()
+    host = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    metrics = _metrics.Metrics()
+    metrics.planner = lambda: _metrics.Plan(host=host, version="3.0.0")
+    recorder = metrics.recorder()
+    assert recorder is not None and metrics.recorder() is recorder
+    recorder.record(_chat(0.5), 0, SECOND)
+    assert metrics.flush(5_000)
+    data = reader.get_metrics_data()
+    assert data is not None
+    assert {sm.scope.version for rm in data.resource_metrics for sm in rm.scope_metrics} == {"3.0.0"}
+    metrics.shutdown(1_000)  # the service's provider is flushed, never shut down
+    recorder.record(_chat(0.5), 0, SECOND)
+    assert reader.get_metrics_data() is not None
+    host.shutdown()
+
+    # Off: no recorder, nothing raised, flush and shutdown have nothing to do.
+    off = _metrics.Metrics()
+    off.planner = lambda: _metrics.Plan(enabled=False)
+    assert off.recorder() is None and off.flush(1_000)
+    off.shutdown(1_000)
+
+    # An API key that would go over plain http: refused, said once.
+    refused = _metrics.Metrics()
+    refused.planner = lambda: _metrics.Plan(refused="an API key would be sent over plain http")
+    with caplog.at_level("WARNING", logger="contextcompany"):
+        assert refused.recorder() is None
+    assert "not sending metrics" in caplog.text
+
+    # tcc's own, over OTLP/HTTP to the collector.
+    own = _metrics.Metrics()
+    own.planner = lambda: _metrics.Plan(
+        endpoint=collector.endpoint + "/v1/metrics", headers={"authorization": "Bearer k"}
+    )
+    recorder = own.recorder()
+    assert recorder is not None
+    recorder.record(_chat(0.25), 0, SECOND)
+    assert own.flush(10_000)
+    assert sum(p.value for p in collector.metrics if p.name == "tcc.client.cost.usd") == pytest.approx(0.25)
+    assert collector.requests[-1].headers["authorization"] == "Bearer k"
+    own.shutdown(5_000)
+
+
+def test_a_planner_that_raises_costs_nothing_but_metrics(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> _metrics.Plan:
+        raise RuntimeError("boom")
+
+    metrics = _metrics.Metrics()
+    metrics.planner = broken
+    assert metrics.recorder() is None
+    assert metrics.recorder() is None  # not retried
