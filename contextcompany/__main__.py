@@ -1,8 +1,9 @@
-"""The ``contextcompany`` command line.
+"""The ``contextcompany`` command line (needs the ``cli`` extra: ``pip install 'contextcompany[cli]'``).
 
-``contextcompany dev`` receives OTLP traces on a local port and prints each agent run as a tree::
+``contextcompany dev`` receives OTLP traces on a local port, keeps them in SQLite, shows them in a web
+viewer on the same port and prints each agent run as a tree::
 
-    python -m contextcompany dev                      # serve until Ctrl-C
+    python -m contextcompany dev                      # serve until Ctrl-C; open the URL it prints
     python -m contextcompany dev -- python agent.py   # run a program against it, exit with its code
 
 ``contextcompany import`` sends complete runs from a JSON Lines file, one ``tcc.send_run()`` record a
@@ -18,38 +19,39 @@ import argparse
 import codecs
 import contextlib
 import errno
+import ipaddress
 import json
 import os
 import shlex
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from contextcompany import __version__, flush, send_run, stats
+from contextcompany.dev._metrics import MetricTotals
+from contextcompany.dev._receiver import OTLPReceiver, ReceivedSpan
+from contextcompany.dev._store import DEFAULT_MAX_RUNS, MEMORY, SpanStore, default_db_path
+from contextcompany.dev._web import Viewer
 
-from contextcompany import __version__
-from contextcompany._api import flush, stats
-from contextcompany._import import send_run
-from contextcompany.dev import OTLPReceiver, RunTreePrinter
+if TYPE_CHECKING:
+    # rich is the cli extra's: imported where the command line runs, never by `import contextcompany`.
+    from rich.console import Console
+
+    from contextcompany.dev._tree import RunTreePrinter
 
 __all__ = ["build_parser", "main"]
 
 PROG = "contextcompany"
+MISSING_CLI = f"{PROG}: the command line needs the 'cli' extra: pip install 'contextcompany[cli]'"
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 EXIT_USAGE = 2
@@ -70,8 +72,23 @@ def _port(text: str) -> int:
     return port
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; each subcommand sets ``handler`` and whether it takes ``-- COMMAND``."""
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _fill(text: str) -> str:
+    # The help formatter keeps line breaks as written (so examples are never wrapped mid-flag):
+    # prose is wrapped here instead.
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), 78) for p in text.strip().split("\n\n"))
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog=PROG, description="The Context Company: OpenTelemetry-native observability for AI agents."
     )
@@ -80,35 +97,78 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev",
-        help="receive traces locally and print each agent run as a tree",
-        description=(
-            "Receive OTLP/HTTP traces on a local port and print each agent run as a tree of steps "
-            f"and tool calls. Point an application at it with {ENDPOINT_ENV}, or give a command "
-            "after -- to run it with that variable set; dev then exits with the command's exit code."
+        help="receive traces locally, see runs in a browser and as trees in the terminal",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_fill(
+            f"""
+            Receive OTLP/HTTP traces (and metrics) on a local port, keep them in SQLite and show
+            them in a web viewer on the same port (the URL is printed at start); each agent run is
+            also printed as a tree of steps and tool calls. Point an application at it with
+            {ENDPOINT_ENV}, or give a command after -- to run it with that variable set; dev then
+            exits with the command's exit code.
+            """
         ),
-        usage=f"{PROG} dev [-h] [--host HOST] [--port PORT] [-- COMMAND [ARGS ...]]",
-        epilog=f"example: {PROG} dev --port 4318 -- python examples/weather_agent.py",
+        usage=(
+            f"{PROG} dev [-h] [--host HOST] [--port PORT] [--db PATH] [--max-runs N] [--quiet] "
+            "[-- COMMAND [ARGS ...]]"
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} dev                                            # open the URL it prints\n"
+            f"  {PROG} dev -- python -m contextcompany.dev.demo       # a simulated agent, shipped\n"
+            f"  {PROG} dev --port 0 --db :memory: -- python my_agent.py"
+        ),
     )
-    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    dev.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; anything but loopback shows your prompts to that network "
+        "(default: %(default)s)",
+    )
     dev.add_argument(
         "--port",
         type=_port,
         default=4318,
         help="port to listen on; 0 picks a free one (default: %(default)s)",
     )
+    dev.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"the SQLite file runs are kept in, or {MEMORY} to keep nothing after exit "
+        f"(default: {default_db_path()})",
+    )
+    dev.add_argument(
+        "--max-runs",
+        type=_positive,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help="keep the newest N runs, dropping older ones with their spans (default: %(default)s)",
+    )
+    dev.add_argument(
+        "-q", "--quiet", action="store_true", help="print no run trees (the viewer still shows every run)"
+    )
     dev.set_defaults(handler=_dev, takes_command=True)
 
     imp = commands.add_parser(
         "import",
         help="send complete runs from a JSON Lines file",
-        description=(
-            "Send complete runs after the fact: one JSON object a line, with the fields of "
-            "tcc.send_run() (run_id, prompt, response, start_time, end_time, steps, tool_calls, "
-            "feedback, ...). Each line is all or nothing; a rejected line is reported with its line "
-            "number and skipped, and the others are sent. Exit code: 0 all sent, 1 some lines rejected "
-            "(or spans not delivered), 2 the file cannot be read."
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_fill(
+            """
+            Send complete runs after the fact: one JSON object a line, with the fields of
+            tcc.send_run() (run_id, prompt, response, start_time, end_time, steps, tool_calls,
+            feedback, ...). Each line is all or nothing; a rejected line is reported with its line
+            number and skipped, and the others are sent.
+
+            Exit code: 0 all sent, 1 some lines rejected (or spans not delivered), 2 the file
+            cannot be read.
+            """
         ),
-        epilog=f"example: {PROG} import runs.jsonl --tcc-url https://collector.example.com:4318",
+        epilog=(
+            "examples:\n"
+            f"  {PROG} import runs.jsonl --tcc-url http://127.0.0.1:4318\n"
+            f"  gunzip -c runs.jsonl.gz | {PROG} import -"
+        ),
     )
     imp.add_argument("file", metavar="FILE", help="the JSON Lines file; - reads standard input")
     imp.add_argument("--api-key", help="API key for lines without their own api_key (default: TCC_API_KEY)")
@@ -118,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("-q", "--quiet", action="store_true", help="show no progress bar")
     imp.set_defaults(handler=_import, takes_command=False)
-    return parser
+    return parser, {"dev": dev, "import": imp}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand sets ``handler`` and whether it takes ``-- COMMAND``."""
+    return _parsers()[0]
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
@@ -130,19 +195,39 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    if not _has_rich():
+        print(MISSING_CLI, file=sys.stderr)
+        return EXIT_USAGE
     head, command = _split_command(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    args = parser.parse_args(head)
+    parser, subparsers = _parsers()
+    args, extra = parser.parse_known_args(head)
+    if extra:
+        sub = subparsers.get(args.subcommand or "")
+        if args.subcommand == "dev" and sub is not None and not extra[0].startswith("-"):
+            # `dev python agent.py`: the command was meant, the -- was forgotten.
+            sub.error(
+                f"unrecognized arguments: {shlex.join(extra)}\n"
+                f"to run a command against the receiver, put it after --: {PROG} dev -- {shlex.join(extra)}"
+            )
+        (sub or parser).error(f"unrecognized arguments: {shlex.join(extra)}")
     if args.subcommand is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     if command is not None:
         if not getattr(args, "takes_command", False):
-            parser.error(f"{args.subcommand} does not take a command after --")
+            subparsers[args.subcommand].error("this command does not take a command after --")
         if not command:
-            parser.error("expected a command after --")
+            subparsers[args.subcommand].error("expected a command after --")
     handler: _Handler = args.handler
     return handler(args, command)
 
@@ -151,51 +236,145 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _note(console: Console, *parts: str | tuple[str, str]) -> None:
+    from rich.text import Text  # noqa: PLC0415 (rich: the cli extra, imported when used)
+
     console.print(Text.assemble(("contextcompany dev: ", "dim"), *parts))
 
 
+def _fail(console: Console, command: str, message: str) -> None:
+    """An error line that starts with the program's name, as argparse's do."""
+    from rich.text import Text  # noqa: PLC0415 (rich: the cli extra, imported when used)
+
+    console.print(Text(f"{PROG} {command}: error: {message}", style="red"))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Dev:
+    """Where the dev command's spans and metrics go: the store, the metric totals, the printer."""
+
+    store: SpanStore
+    metrics: MetricTotals
+    printer: RunTreePrinter | None
+    spans: int = 0
+
+    def on_spans(self, spans: list[ReceivedSpan]) -> None:
+        self.spans += len(spans)
+        try:
+            self.store.add(spans)
+        finally:
+            # The terminal still gets its trees when the database is in trouble (a full disk, say).
+            if self.printer is not None:
+                self.printer(spans)
+
+
 def _dev(args: argparse.Namespace, command: list[str] | None) -> int:
+    from rich.console import Console  # noqa: PLC0415 (rich: the cli extra, imported when used)
+
+    from contextcompany.dev._tree import RunTreePrinter  # noqa: PLC0415 (rich: the cli extra, imported when used)
+
     out = Console(highlight=False)  # run trees on stdout
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = 120  # rich's 80 columns for a file would wrap most step lines
     # Everything else on stderr, so stdout can be piped; one line per message, never wrapped.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    printer = RunTreePrinter(out)
-    # Spans are printed as they arrive; keeping none of them keeps a long session's memory flat.
-    receiver = OTLPReceiver(args.host, args.port, on_spans=printer, max_kept_spans=0)
+    db = args.db or str(default_db_path())
+    try:
+        store = SpanStore(db, max_runs=args.max_runs)
+    except (OSError, sqlite3.Error) as exc:
+        _fail(
+            err,
+            "dev",
+            f"cannot open the database {db}: {exc}; choose another with --db (--db :memory: keeps none)",
+        )
+        return EXIT_USAGE
+    except RuntimeError as exc:
+        _fail(err, "dev", str(exc))
+        return EXIT_USAGE
+    metrics = MetricTotals()
+    loopback = _is_loopback(args.host)
+    state = _Dev(store, metrics, None if args.quiet else RunTreePrinter(out))
+    # Spans go to the store and the printer; keeping none in the receiver keeps memory flat.
+    receiver = OTLPReceiver(
+        args.host,
+        args.port,
+        on_spans=state.on_spans,
+        max_kept_spans=0,
+        on_metrics=metrics,
+        web=Viewer(store, metrics=metrics, loopback_only=loopback).handle,
+    )
     try:
         receiver.start()
     except OSError as exc:
+        store.close()
         if exc.errno == errno.EADDRINUSE:
             reason = f"port {args.port} on {args.host} is already in use"
         else:
             reason = f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}"
-        err.print(
-            Text(f"error: {reason}; choose another with --port (--port 0 picks a free one)", style="red")
-        )
+        _fail(err, "dev", f"{reason}; choose another with --port (--port 0 picks a free one)")
         return EXIT_USAGE
+    if not loopback:
+        _note(
+            err,
+            (
+                f"warning: listening on {args.host}: anyone who can reach this address can read the "
+                "prompts and responses of your runs in the viewer",
+                "yellow",
+            ),
+        )
     try:
         if command is None:
-            return _serve(receiver, printer, err)
-        return _run(command, receiver, printer, err)
+            return _serve(receiver, state, err)
+        return _run(command, receiver, state, err)
     finally:
         receiver.stop()
+        store.close()
 
 
-def _summary(printer: RunTreePrinter) -> str:
-    runs = printer.runs_printed
-    spans = printer.spans_seen
-    text = f"{runs} run{'' if runs == 1 else 's'} printed, {spans} span{'' if spans == 1 else 's'} received"
-    if printer.pending_span_count:
-        text += f" ({printer.pending_span_count} outside a finished run, not shown)"
-    return text
+def _summary(state: _Dev) -> str:
+    spans = state.spans
+    received = f"{spans} span{'' if spans == 1 else 's'} received"
+    printer = state.printer
+    if printer is None:
+        text = received
+    else:
+        runs = printer.runs_printed
+        text = f"{runs} run{'' if runs == 1 else 's'} printed, {received}"
+        if printer.pending_span_count:
+            text += f" ({printer.pending_span_count} outside a finished run, not shown)"
+    where = "memory" if state.store.path == MEMORY else state.store.path
+    return text + f"; {state.store.run_count} run{'' if state.store.run_count == 1 else 's'} kept in {where}"
 
 
-def _serve(receiver: OTLPReceiver, printer: RunTreePrinter, err: Console) -> int:
+def _metrics_summary(state: _Dev, err: Console) -> None:
+    lines = state.metrics.lines()
+    if lines:
+        _note(err, "metrics received, by model:")
+        for line in lines:
+            err.print("  " + line, markup=False)
+
+
+def _banner(receiver: OTLPReceiver) -> tuple[str | tuple[str, str], ...]:
+    return (
+        "viewer at ",
+        (receiver.endpoint + "/", "bold"),
+        "; receiving OTLP on ",
+        (receiver.traces_url, "bold"),
+    )
+
+
+def _serve(receiver: OTLPReceiver, state: _Dev, err: Console) -> int:
     _note(
         err,
-        "listening on ",
-        (receiver.traces_url, "bold"),
+        *_banner(receiver),
         "; set ",
         (f"{ENDPOINT_ENV}={receiver.endpoint}", "bold"),
         " (Ctrl-C to stop)",
@@ -206,25 +385,26 @@ def _serve(receiver: OTLPReceiver, printer: RunTreePrinter, err: Console) -> int
                 time.sleep(3600)  # the receiver serves on its own thread; this only waits for a signal
         except KeyboardInterrupt:
             pass
-    _note(err, "stopped; ", _summary(printer))
+    _note(err, "stopped; ", _summary(state))
+    _metrics_summary(state, err)
     return 0
 
 
-def _run(command: list[str], receiver: OTLPReceiver, printer: RunTreePrinter, err: Console) -> int:
+def _run(command: list[str], receiver: OTLPReceiver, state: _Dev, err: Console) -> int:
     env = dict(os.environ)
     # Both variables: an inherited traces-specific endpoint would otherwise win over the base one.
     env[ENDPOINT_ENV] = receiver.endpoint
     env[TRACES_ENDPOINT_ENV] = receiver.traces_url
     # A Python program's prints then interleave with the trees instead of arriving all at exit.
     env.setdefault("PYTHONUNBUFFERED", "1")
-    _note(err, "receiving on ", (receiver.traces_url, "bold"), "; running ", (shlex.join(command), "bold"))
+    _note(err, *_banner(receiver), "; running ", (shlex.join(command), "bold"))
     try:
         process = subprocess.Popen(command, env=env)
     except FileNotFoundError:
-        err.print(Text(f"error: command not found: {command[0]}", style="red"))
+        _fail(err, "dev", f"command not found: {command[0]}")
         return EXIT_NOT_FOUND
     except OSError as exc:
-        err.print(Text(f"error: cannot run {command[0]}: {exc.strerror or exc}", style="red"))
+        _fail(err, "dev", f"cannot run {command[0]}: {exc.strerror or exc}")
         return EXIT_NOT_EXECUTABLE
 
     def forward_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -238,9 +418,10 @@ def _run(command: list[str], receiver: OTLPReceiver, printer: RunTreePrinter, er
             except KeyboardInterrupt:
                 # Ctrl-C reached the command too (same process group); let it finish flushing its spans.
                 continue
-    # The receiver answers an export only after printing it, so a command that flushed before exiting
-    # has had all its runs printed by now.
-    _note(err, f"{shlex.join(command)} exited with code {code}; ", _summary(printer))
+    # The receiver answers an export only after storing and printing it, so a command that flushed
+    # before exiting has had all its runs printed by now.
+    _note(err, f"{shlex.join(command)} exited with code {code}; ", _summary(state))
+    _metrics_summary(state, err)
     return code if code >= 0 else 128 - code  # killed by signal N: the shell's 128 + N
 
 
@@ -337,13 +518,16 @@ def _plural(count: int, word: str) -> str:
 
 
 def _import(args: argparse.Namespace, command: list[str] | None) -> int:
+    from rich.console import Console  # noqa: PLC0415 (rich: the cli extra, imported when used)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415 (rich: the cli extra, imported when used)
+
     out = Console(highlight=False, soft_wrap=True)  # the summary, on stdout
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # the progress bar and fatal errors
     name = "standard input" if args.file == "-" else args.file
     try:
         stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
-        err.print(Text(f"error: cannot read {name}: {exc.strerror or exc}", style="red"))
+        _fail(err, "import", f"cannot read {name}: {exc.strerror or exc}")
         return EXIT_USAGE
     defaults = {key: value for key, value in (("api_key", args.api_key), ("tcc_url", args.tcc_url)) if value}
     report = _ImportReport()
@@ -377,7 +561,7 @@ def _import(args: argparse.Namespace, command: list[str] | None) -> int:
     delivered = flush()
     _print_import_summary(out, name, report, delivered, interrupted)
     if read_error is not None:
-        err.print(Text(f"error: reading {name} failed: {read_error.strerror or read_error}", style="red"))
+        _fail(err, "import", f"reading {name} failed: {read_error.strerror or read_error}")
         return EXIT_USAGE
     if interrupted:
         return EXIT_INTERRUPTED
@@ -389,6 +573,8 @@ def _import(args: argparse.Namespace, command: list[str] | None) -> int:
 def _print_import_summary(
     out: Console, name: str, report: _ImportReport, delivered: bool, interrupted: bool
 ) -> None:
+    from rich.text import Text  # noqa: PLC0415 (rich: the cli extra, imported when used)
+
     summary = f"{_plural(report.sent, 'run')} sent, {_plural(report.rejected, 'line')} rejected"
     if interrupted:
         summary += " (interrupted: the rest of the file was not read)"

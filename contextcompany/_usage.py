@@ -36,7 +36,8 @@ def _plus(a: int | None, b: int | None) -> int | None:
     return a if b is None else a + b
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs three times as much to build, and a step builds one at end().
+@dataclass(slots=True)
 class Usage:
     input: int | None = None
     cache_read: int | None = None

@@ -51,6 +51,13 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """The dev command's default database goes under the test's own directory, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     with socket.socket() as sock:
@@ -85,6 +92,7 @@ def test_port_taken(taken_port: int, capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"port {taken_port}" in err and "already in use" in err and "--port" in err
+    assert err.startswith("contextcompany dev: error: ")  # the program's name first, as argparse's errors
 
 
 def test_command_not_found(capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,6 +127,7 @@ def test_dev_serves_until_interrupted(stop_signal: signal.Signals) -> None:
         banner = process.stderr.readline()
         match = re.search(r"OTEL_EXPORTER_OTLP_ENDPOINT=(http://127\.0\.0\.1:\d+)", banner)
         assert match, banner
+        assert f"viewer at {match.group(1)}/" in banner
         provider = TracerProvider(shutdown_on_exit=False)
         exporter = OTLPSpanExporter(endpoint=match.group(1) + "/v1/traces", timeout=5)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -136,6 +145,129 @@ def test_dev_serves_until_interrupted(stop_signal: signal.Signals) -> None:
     assert "invoke_agent served" in out and "served-run" in out
     assert "stopped; 1 run printed, 1 span received" in err
     assert "Traceback" not in err
+
+
+def test_dev_without_the_double_dash_says_where_the_command_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["dev", "python", "agent.py"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: contextcompany dev")
+    assert "contextcompany dev: error: unrecognized arguments: python agent.py" in err
+    assert "put it after --: contextcompany dev -- python agent.py" in err
+    with pytest.raises(SystemExit):
+        main(["dev", "--colour"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --colour" in err and "put it after" not in err
+
+
+def test_help_examples_exist_in_the_installed_package(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    monkeypatch.setenv("COLUMNS", "60")  # narrow: examples must still not be wrapped mid-command
+    for command in ("dev", "import"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        examples = out[out.index("examples:") :].splitlines()[1:]
+        assert examples, out
+        for line in examples:
+            assert line.startswith("  contextcompany ") or line.startswith("  gunzip"), line
+    with pytest.raises(SystemExit):
+        main(["dev", "--help"])
+    assert "python -m contextcompany.dev.demo" in capsys.readouterr().out
+    assert importlib.util.find_spec("contextcompany.dev.demo") is not None  # shipped, not in examples/
+
+
+def test_dev_warns_when_listening_beyond_loopback(
+    capfd: pytest.CaptureFixture[str], data_home: pathlib.Path
+) -> None:
+    assert main(["dev", "--host", "0.0.0.0", "--port", "0", "--", sys.executable, "-c", "pass"]) == 0
+    err = capfd.readouterr().err
+    assert "contextcompany dev: warning: listening on 0.0.0.0" in err
+    assert "can read the prompts and responses" in err
+    # the default database, under the user's data directory
+    assert (data_home / "contextcompany" / "dev.db").exists()
+    assert f"kept in {data_home / 'contextcompany' / 'dev.db'}" in err
+
+
+def test_dev_with_a_database_it_cannot_open(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert (
+        main(["dev", "--port", "0", "--db", str(blocker / "dev.db"), "--", sys.executable, "-c", "pass"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("contextcompany dev: error: cannot open the database") and "--db" in err
+
+
+METRICS_CHILD = textwrap.dedent(
+    f"""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("child")
+    meter.create_histogram("gen_ai.client.token.usage").record(
+        1200, {{"gen_ai.token.type": "input", {sc.REQUEST_MODEL!r}: "gpt-4o"}}
+    )
+    meter.create_counter("tcc.cost", unit="USD").add(0.0042, {{{sc.REQUEST_MODEL!r}: "gpt-4o"}})
+    provider.shutdown()
+    """
+)
+
+
+def test_dev_shows_the_metrics_it_received_when_it_stops(capfd: pytest.CaptureFixture[str]) -> None:
+    code = main(["dev", "--port", "0", "--db", ":memory:", "--", sys.executable, "-c", METRICS_CHILD])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert "kept in memory" in err
+    assert "metrics received, by model:" in err
+    assert "  gpt-4o: 1,200 input tokens · $0.004200" in err
+
+
+def test_quiet_prints_no_trees(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev", "--quiet", "--port", "0", "--db", ":memory:", "--", sys.executable, "-c", CHILD]) == 3
+    out, err = capfd.readouterr()
+    assert "invoke_agent" not in out and "1 span received; 1 run kept in memory" in err
+
+
+def test_without_rich_the_command_line_names_the_extra() -> None:
+    # rich is the cli extra: blocked here as if it were not installed.
+    code = textwrap.dedent(
+        """
+        import runpy, sys
+        sys.modules["rich"] = None
+        import contextcompany, contextcompany.dev
+        sys.argv = ["contextcompany", "dev", "--port", "0"]
+        runpy.run_module("contextcompany", run_name="__main__")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "contextcompany: the command line needs the 'cli' extra: pip install 'contextcompany[cli]'\n"
+    )
+
+
+def test_importing_the_sdk_never_imports_rich() -> None:
+    code = (
+        "import sys, contextcompany, contextcompany.dev, contextcompany.__main__; "
+        "from contextcompany.dev import SpanStore, Viewer, OTLPReceiver; "
+        "assert 'rich' not in sys.modules, sorted(m for m in sys.modules if m.startswith('rich'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -257,7 +389,10 @@ def test_import_reports_the_first_50_rejections(
 def test_import_unreadable_file(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.jsonl"
     assert main(["import", str(missing)]) == 2
-    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
+    assert (
+        capsys.readouterr().err
+        == f"contextcompany import: error: cannot read {missing}: No such file or directory\n"
+    )
     assert main(["import", str(tmp_path)]) == 2
     assert "Is a directory" in capsys.readouterr().err
 

@@ -2,7 +2,9 @@
 
 It serves ``POST /v1/traces`` with protobuf bodies (plain, gzip or deflate), answers exactly like a
 collector does, and keeps every decoded span and every request for inspection. The ``dev`` command
-prints runs from it, and the end-to-end tests assert on it.
+prints runs from it and stores them for its web viewer, and the end-to-end tests assert on it. Given
+``on_metrics``, it also takes ``POST /v1/metrics``; given ``web``, it answers other GET requests with it
+(the viewer's pages, on the same port).
 
 Example::
 
@@ -31,6 +33,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -38,11 +44,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-__all__ = ["OTLPReceiver", "ReceivedEvent", "ReceivedRequest", "ReceivedSpan"]
+__all__ = ["OTLPReceiver", "ReceivedEvent", "ReceivedRequest", "ReceivedSpan", "WebHandler", "WebResponse"]
 
 _logger = logging.getLogger(__name__)
 
 TRACES_PATH: Final = "/v1/traces"
+METRICS_PATH: Final = "/v1/metrics"
 # A collector's default limit; it also bounds what a gzip bomb can inflate to.
 MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 _PROTOBUF_CONTENT_TYPES: Final = frozenset({"application/x-protobuf", "application/protobuf"})
@@ -104,6 +111,19 @@ class ReceivedRequest:
     span_count: int
     content_encoding: str | None
     status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class WebResponse:
+    """What a ``web`` handler answers a GET with: status, body and headers (Content-Type included)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# (path with query string, lower-cased request headers) -> the response; called on a server thread.
+WebHandler = Callable[[str, dict[str, str]], WebResponse]
 
 
 class _RequestError(Exception):
@@ -368,8 +388,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         headers = self._headers()
         encoding = headers.get("content-encoding", "").strip().lower() or None
+        receiver = self.server.receiver
+        metrics = self._path() == METRICS_PATH and receiver._on_metrics is not None
         try:
-            if self._path() != TRACES_PATH:
+            if self._path() != TRACES_PATH and not metrics:
                 raise _RequestError(
                     HTTPStatus.NOT_FOUND, _RPC_NOT_FOUND, f"no such path {self._path()!r}", close=True
                 )
@@ -382,6 +404,9 @@ class _Handler(BaseHTTPRequestHandler):
                     close=True,
                 )
             body = _decompress(self._read_body(), encoding)
+            if metrics:
+                self._metrics(body, headers, encoding)
+                return
             try:
                 spans = decode_spans(body)
             except Exception as exc:  # protobuf raises DecodeError, but any failure means a bad body
@@ -395,10 +420,42 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.receiver._accept(ReceivedRequest(TRACES_PATH, headers, len(spans), encoding), spans)
         self._reply(HTTPStatus.OK, ExportTraceServiceResponse().SerializeToString())
 
+    def _metrics(self, body: bytes, headers: dict[str, str], encoding: str | None) -> None:
+        request = ExportMetricsServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except Exception as exc:  # protobuf raises DecodeError, but any failure means a bad body
+            raise _RequestError(
+                HTTPStatus.BAD_REQUEST, _RPC_INVALID_ARGUMENT, f"cannot decode body: {exc}"
+            ) from exc
+        self.server.receiver._accept_metrics(ReceivedRequest(METRICS_PATH, headers, 0, encoding), request)
+        self._reply(HTTPStatus.OK, ExportMetricsServiceResponse().SerializeToString())
+
+    def _web(self) -> bool:
+        web = self.server.receiver._web
+        if web is None or self._path() in (TRACES_PATH, METRICS_PATH):
+            return False
+        try:
+            response = web(self.path, self._headers())
+        except Exception:
+            _logger.exception("OTLPReceiver web handler failed")
+            response = WebResponse(500, b"internal error\n", {"Content-Type": "text/plain; charset=utf-8"})
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+        self.wfile.flush()
+        return True
+
     def _not_allowed(self) -> None:
         headers = self._headers()
         encoding = headers.get("content-encoding", "").strip().lower() or None
-        if self._path() == TRACES_PATH:
+        if self._path() == TRACES_PATH or (
+            self._path() == METRICS_PATH and self.server.receiver._on_metrics is not None
+        ):
             error = _RequestError(
                 HTTPStatus.METHOD_NOT_ALLOWED, _RPC_UNIMPLEMENTED, "only POST is supported", close=True
             )
@@ -409,10 +466,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._refuse(error, headers, encoding)
 
     def do_GET(self) -> None:
-        self._not_allowed()
+        if not self._web():
+            self._not_allowed()
 
     def do_HEAD(self) -> None:
-        self._not_allowed()
+        if not self._web():
+            self._not_allowed()
 
     def do_PUT(self) -> None:
         self._not_allowed()
@@ -436,7 +495,9 @@ class OTLPReceiver:
     ``port=0`` picks a free port. ``on_spans`` is called on a server thread with each request's
     spans before the response is sent; calls never overlap, and an exception in it is logged.
     ``max_kept_spans`` keeps only the most recent spans (and as many requests) in memory; the
-    default keeps everything, which is what tests want.
+    default keeps everything, which is what tests want. ``on_metrics`` (called like ``on_spans``, with
+    each decoded ``ExportMetricsServiceRequest``) turns on ``POST /v1/metrics``; ``web`` answers GET and
+    HEAD requests for any other path.
 
     Example::
 
@@ -453,10 +514,14 @@ class OTLPReceiver:
         on_spans: Callable[[list[ReceivedSpan]], None] | None = None,
         *,
         max_kept_spans: int | None = None,
+        on_metrics: Callable[[ExportMetricsServiceRequest], None] | None = None,
+        web: WebHandler | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._on_spans = on_spans
+        self._on_metrics = on_metrics
+        self._web = web
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -626,6 +691,15 @@ class OTLPReceiver:
                 except Exception:
                     _logger.exception("OTLPReceiver on_spans callback failed; the receiver keeps serving")
             self._record(request, spans)
+
+    def _accept_metrics(self, request: ReceivedRequest, metrics: ExportMetricsServiceRequest) -> None:
+        with self._deliver_lock:
+            if self._on_metrics is not None:
+                try:
+                    self._on_metrics(metrics)
+                except Exception:
+                    _logger.exception("OTLPReceiver on_metrics callback failed; the receiver keeps serving")
+            self._record(request, None)
 
     def _record(self, request: ReceivedRequest, spans: list[ReceivedSpan] | None) -> None:
         with self._cond:

@@ -13,22 +13,30 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from opentelemetry.semconv.attributes import exception_attributes as _exc
 from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
 from contextcompany import _semconv as sc
+from contextcompany._usage import Usage
 from contextcompany.dev._receiver import ReceivedSpan
+from contextcompany.dev._text import (
+    format_cost,
+    format_duration,
+    json_preview,
+    message_preview,
+    number,
+    shorten,
+)
 
-__all__ = ["RunTreePrinter"]
+__all__ = ["RunTreePrinter", "format_cost", "format_duration", "message_preview"]
 
 STATUS_ERROR: Final = 2
 PREVIEW_CHARS: Final = 80
@@ -62,90 +70,21 @@ _UNICODE: Final = _Glyphs(ok="✔", error="✘", late="↪", arrow="→", ellips
 _ASCII: Final = _Glyphs(ok="ok", error="ERR", late="->", arrow="->", ellipsis="...", feedback="*", sep=" | ")
 
 
-# --- formatting ---------------------------------------------------------------------------------
+# --- formatting (shared with the web viewer in _text) ------------------------------------------
 
-
-def format_duration(ms: float) -> str:
-    """``12.3 ms`` below a second, ``1.20 s`` above."""
-    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
-
-
-def format_cost(usd: float) -> str:
-    """Six decimals, enough for the cost of one small call: ``$0.000150``."""
-    return f"${usd:.6f}"
-
-
-def _number(value: Any) -> float | None:
-    # bool is an int subclass; a True token count is a bug upstream, not a number to show.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value
-
-
-def format_tokens(value: Any) -> str | None:
-    number = _number(value)
-    return None if number is None else f"{int(number):,}"
-
-
-def _shorten(text: str, limit: int, ellipsis: str) -> str:
-    flat = " ".join(text.split())  # newlines would break the tree's layout
-    return flat if len(flat) <= limit else flat[: limit - len(ellipsis)].rstrip() + ellipsis
-
-
-def _part_text(part: Any) -> str | None:
-    if not isinstance(part, Mapping):
-        return None
-    if part.get("type") == "text" and isinstance(part.get("content"), str):
-        return str(part["content"])
-    # Not text (a tool call, an image...): name what it is rather than show nothing.
-    kind = part.get("type", "part")
-    name = part.get("name")
-    return f"[{kind} {name}]" if isinstance(name, str) else f"[{kind}]"
-
-
-def message_preview(raw: Any, role: str | None, limit: int, ellipsis: str = "…") -> str | None:
-    """The text of a GenAI messages JSON value, shortened; the last ``role`` message when given.
-
-    Anything that is not the expected JSON is shown as it is, shortened: a preview never fails.
-    """
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raw = str(raw)
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return _shorten(raw, limit, ellipsis) or None
-    if not isinstance(data, list):
-        return _shorten(raw, limit, ellipsis) or None
-    messages = [m for m in data if isinstance(m, Mapping)]
-    if role is not None:
-        # The prompt is the latest user turn; earlier turns and system messages are context.
-        chosen = [m for m in messages if m.get("role") == role][-1:] or messages[-1:]
-    else:
-        chosen = messages
-    texts: list[str] = []
-    for message in chosen:
-        parts = message.get("parts")
-        if isinstance(parts, list):
-            texts.extend(t for t in map(_part_text, parts) if t)
-        elif isinstance(message.get("content"), str):  # the older {"role", "content"} shape
-            texts.append(message["content"])
-    text = " ".join(texts)
-    return _shorten(text, limit, ellipsis) if text else None
-
-
-def _json_preview(raw: Any, limit: int, ellipsis: str) -> str | None:
-    if raw is None:
-        return None
-    text = raw if isinstance(raw, str) else str(raw)
-    with contextlib.suppress(ValueError, TypeError):  # not JSON: shown as it is
-        # Re-dumped compactly so pretty-printed arguments still fit on one line.
-        text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
-    return _shorten(text, limit, ellipsis)
+_number = number
+_shorten = shorten
+_json_preview = json_preview
 
 
 # --- the printer --------------------------------------------------------------------------------
+
+
+def _exception_type(span: ReceivedSpan) -> str | None:
+    for event in reversed(span.events):
+        if event.name == "exception" and event.attributes.get(_exc.EXCEPTION_TYPE):
+            return str(event.attributes[_exc.EXCEPTION_TYPE])
+    return None
 
 
 def _is_run(span: ReceivedSpan) -> bool:
@@ -199,6 +138,8 @@ class RunTreePrinter:
         # A file that is not UTF-8 (a redirect on Windows, say) gets ASCII glyphs and guides.
         self._unicode = encoding.startswith("utf")
         self._g = _UNICODE if self._unicode else _ASCII
+        # The spans of the trace being printed, by parent id (for the run's step counts).
+        self._children: dict[str, list[ReceivedSpan]] = {}
 
     @property
     def runs_printed(self) -> int:
@@ -299,6 +240,7 @@ class RunTreePrinter:
             if span.parent_span_id is not None and span is not run:
                 children.setdefault(span.parent_span_id, []).append(span)
         stubs = {id(s) for s in trace.printed_runs}
+        self._children = children
 
         tree = Tree(self._run_label(run, nested=False), guide_style="dim")
         printed: list[ReceivedSpan] = [run]
@@ -362,7 +304,15 @@ class RunTreePrinter:
     def _error_text(self, span: ReceivedSpan) -> Text | None:
         if span.status_code != STATUS_ERROR:
             return None
-        message = span.status_message or str(span.attributes.get(sc.ERROR_TYPE) or "failed")
+        error_type = span.attributes.get(sc.ERROR_TYPE)
+        if error_type in (None, sc.ERROR_TYPE_OTHER):
+            error_type = _exception_type(span)
+        message = span.status_message
+        if not message:
+            message = str(error_type or "failed")
+        elif error_type and not message.startswith(str(error_type)):
+            # "ValueError: city not found": the type says what kind of failure it was.
+            message = f"{error_type}: {message}"
         return Text(_shorten(message, PREVIEW_CHARS, self._g.ellipsis), style="red")
 
     def _line(
@@ -400,7 +350,19 @@ class RunTreePrinter:
         ellipsis = self._g.ellipsis
         prompt = message_preview(attrs.get(sc.INPUT_MESSAGES), "user", PREVIEW_CHARS, ellipsis)
         response = message_preview(attrs.get(sc.OUTPUT_MESSAGES), None, PREVIEW_CHARS, ellipsis)
-        for name, value in (("prompt  ", prompt), ("response", response), ("totals  ", self._totals(attrs))):
+        session = attrs.get(sc.CONVERSATION_ID)
+        metadata = self._g.sep.join(
+            f"{key[len(sc.METADATA_PREFIX) :]}={_shorten(str(value), TOOL_PREVIEW_CHARS, ellipsis)}"
+            for key, value in sorted(attrs.items())
+            if key.startswith(sc.METADATA_PREFIX)
+        )
+        for name, value in (
+            ("prompt  ", prompt),
+            ("response", response),
+            ("totals  ", self._totals(run)),
+            ("session ", None if session is None else str(session)),
+            ("metadata", metadata),
+        ):
             if value:
                 label.append("\n")
                 # Indented past the status glyph, under the run's name.
@@ -408,28 +370,50 @@ class RunTreePrinter:
                 label.append(value)
         return label
 
-    def _totals(self, attrs: Mapping[str, Any]) -> Text | None:
+    def _step_counts(self, run: ReceivedSpan) -> tuple[int, int]:
+        """The run's steps (LLM spans not inside another LLM span) and how many of them are priced."""
+        steps = priced = 0
+        stack = [(kid, False) for kid in self._children.get(run.span_id, ())]
+        seen = {run.span_id}
+        while stack:
+            span, under_step = stack.pop()
+            if span.span_id in seen:
+                continue
+            seen.add(span.span_id)
+            is_step = span.attributes.get(sc.OPERATION_NAME) == sc.OP_CHAT
+            if is_step and not under_step:
+                steps += 1
+                if _number(span.attributes.get(sc.COST_USD)) is not None:
+                    priced += 1
+            stack.extend((kid, under_step or is_step) for kid in self._children.get(span.span_id, ()))
+        return steps, priced
+
+    def _totals(self, run: ReceivedSpan) -> Text | None:
+        attrs = run.attributes
         parts: list[Text] = []
-        for key, unit in (
-            (sc.RUN_INPUT_TOKENS, "in"),
-            (sc.RUN_CACHE_READ_TOKENS, "cached"),
-            (sc.RUN_OUTPUT_TOKENS, "out"),
-        ):
-            tokens = format_tokens(attrs.get(key))
-            if tokens is not None:
-                parts.append(Text(f"{tokens} {unit}"))
+        usage = Usage.from_run_attributes(attrs)
+        if usage is not None:
+            for value, unit, always in (
+                (usage.input, "in", True),
+                (usage.cache_read, "cached", True),
+                (usage.cache_write, "cache write", False),  # shown when some were written
+                (usage.output, "out", True),
+            ):
+                if value is not None and (always or value):
+                    parts.append(Text(f"{value:,} {unit}"))
         cost = _number(attrs.get(sc.RUN_COST_USD))
         if cost is not None:
             parts.append(Text(format_cost(cost), style="bold"))
-        calls = format_tokens(attrs.get(sc.RUN_LLM_CALLS))
-        if calls is not None:
-            parts.append(Text(f"{calls} LLM call" + ("" if calls == "1" else "s")))
-        unpriced = _number(attrs.get(sc.RUN_UNPRICED_CALLS))
-        if unpriced:
-            # The cost above leaves these calls out, so it is a lower bound.
-            parts.append(Text(f"{int(unpriced):,} unpriced", style="yellow"))
         if not parts:
-            return None
+            return None  # no totals: a bare step count would read as if the run cost nothing
+        steps, priced = self._step_counts(run)
+        if steps:
+            text = f"{steps:,} step{'' if steps == 1 else 's'}"
+            if priced != steps:
+                # The cost above leaves the others out, so it is a lower bound.
+                parts.append(Text(f"{text}, {priced:,} priced", style="yellow" if cost is not None else ""))
+            else:
+                parts.append(Text(text))
         return Text(self._g.sep).join(parts)
 
     def _step_label(self, span: ReceivedSpan) -> Text:
@@ -438,15 +422,19 @@ class RunTreePrinter:
         head = Text("chat", style="bold")
         if model:
             head.append(f" {model}", style="cyan")
-        tokens = [
-            f"{count} {unit}"
-            for key, unit in (
-                (sc.USAGE_INPUT_TOKENS, "in"),
-                (sc.USAGE_CACHE_READ_INPUT_TOKENS, "cached"),
-                (sc.USAGE_OUTPUT_TOKENS, "out"),
-            )
-            if (count := format_tokens(attrs.get(key))) is not None
-        ]
+        usage = Usage.from_attributes(attrs)
+        tokens = []
+        if usage is not None:
+            tokens = [
+                f"{count:,} {unit}"
+                for count, unit in (
+                    (usage.input, "in"),
+                    (usage.cache_read, "cached"),
+                    (usage.cache_write, "cache write"),
+                    (usage.output, "out"),
+                )
+                if count is not None
+            ]
         return self._line(head, (" / ".join(tokens), self._step_cost(attrs), self._finish(attrs)), span)
 
     @staticmethod

@@ -152,7 +152,9 @@ def test_run_tree(pipe: Pipeline) -> None:
     assert "run-0001" in lines[0] and "1.20 s" in lines[0]
     assert "prompt    What is the weather in Paris?" in text
     assert "response  It is 21 °C and sunny in Paris." in text
-    assert "13,845 in · 2,048 cached · 321 out · $0.007500 · 2 LLM calls · 1 unpriced" in text
+    # Every step counted, and how many are priced (issue 12: not "2 LLM calls", which skipped none here
+    # but skips steps without tokens in general).
+    assert "13,845 in · 2,048 cached · 321 out · $0.007500 · 2 steps, 1 priced" in text
 
     (step,) = [line for line in lines if "gpt-4o-mini" in line]
     assert "gpt-4o-mini-2024-07-18" in step  # the response model wins over the requested one
