@@ -8,11 +8,12 @@
 """
 
 from ._api import flush, run, shutdown, stats, step, tool_call
-from ._config import configure, get_api_key, get_url
 from ._decorators import agent, tool
+from ._destinations import get_api_key, get_url
+from ._export import SpanProcessor, Stats
 from ._import import send_run, send_step, send_tool_call
-from ._processor import SpanProcessor, Stats
 from ._records import Run, Step, ToolCall, current_run, submit_feedback
+from ._settings import configure
 
 __version__ = "3.0.0"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import threading
 
-from . import _config
-from ._processor import Stats
+from . import _pipeline
+from ._export import Stats
 from ._records import Run, Step, ToolCall, current_run, current_step, known_run
 
 
@@ -125,7 +125,7 @@ def flush(timeout_millis: int = 30000) -> bool:
             f"[TCC] tcc.flush(timeout_millis=...) expects a finite number >= 0, got {timeout_millis}"
         )
     # threading waits take at most TIMEOUT_MAX seconds; longer is forever for any caller.
-    return _config.flush(int(min(timeout_millis, threading.TIMEOUT_MAX * 1000)))
+    return _pipeline.flush(int(min(timeout_millis, threading.TIMEOUT_MAX * 1000)))
 
 
 def shutdown() -> None:
@@ -133,7 +133,7 @@ def shutdown() -> None:
 
     >>> tcc.shutdown()
     """
-    _config.shutdown()
+    _pipeline.shutdown()
 
 
 def stats() -> Stats:
@@ -144,4 +144,4 @@ def stats() -> Stats:
     >>> tcc.stats().spans_dropped
     0
     """
-    return _config.stats()
+    return _pipeline.stats()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -38,7 +37,6 @@ from . import _semconv as sc
 
 logger = logging.getLogger("contextcompany")
 
-DEFAULT_VALUE_LIMIT: Final = 262_144
 WITHHELD: Final = sc.CONTENT_WITHHELD
 TRUNCATED_PREFIX: Final = sc.TRUNCATED_PREFIX
 # The GenAI message format: these keys of a message and of its parts say how it is built, not what it
@@ -46,15 +44,6 @@ TRUNCATED_PREFIX: Final = sc.TRUNCATED_PREFIX
 _MESSAGES: Final = frozenset({sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.SYSTEM_INSTRUCTIONS})
 _STRUCTURE: Final = frozenset({"role", "type", "finish_reason", "modality", "mime_type", "id", "name"})
 _PART_LISTS: Final = frozenset({"parts"})
-
-
-def value_limit_from_env() -> int:
-    raw = os.environ.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_VALUE_LIMIT
-    return value if value > 0 else DEFAULT_VALUE_LIMIT
 
 
 def marker(original: int) -> str:

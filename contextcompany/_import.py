@@ -13,7 +13,7 @@ from the JSON payloads contextcompany 2.0.0 sent.
     ... )
     'run-42'
 
-Each call is all or nothing. The whole nested record is first built inside ``_config.dry_run()``, through
+Each call is all or nothing. The whole nested record is first built inside ``_pipeline.dry_run()``, through
 the same ``Run`` / ``Step`` / ``ToolCall`` setters the live API uses, so it is checked by the same code
 with the same messages; the first bad field raises (its path prepended: ``steps[1].completion_tokens:
 [TCC] s.tokens(completion=...) ...``) and nothing is sent. Only then is it built again for real.
@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 from . import _checks as checks
-from . import _config
+from . import _pipeline
 from ._records import Run, Step, ToolCall, submit_feedback
 
 __all__ = ["send_run", "send_step", "send_tool_call"]
@@ -391,7 +391,7 @@ def _run(data: Fields, now: int, opened: list[_Record]) -> str:
 
 def _send(build: Callable[[list[_Record]], str]) -> str:
     """Build the record twice: a dry pass that checks everything and sends nothing, then the real one."""
-    with _config.dry_run():
+    with _pipeline.dry_run():
         build([])
     opened: list[_Record] = []
     try:

@@ -43,11 +43,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _checks as checks
-from . import _config, _content, _ids, _processor
+from . import _content, _destinations, _ids, _pipeline, _settings
 from . import _diag as diag
 from . import _forksafe as forksafe
 from . import _messages as messages
 from . import _semconv as sc
+from ._export import SpanProcessor
 from ._lifetimes import Reaper
 from ._redact import redact
 
@@ -147,7 +148,7 @@ def _end_everything_open() -> None:
     _reaper.drain()
 
 
-_config.on_exit(_end_everything_open)
+_pipeline.on_exit(_end_everything_open)
 
 
 def _forget_inherited_records() -> None:
@@ -233,7 +234,7 @@ class _Record:
 
     _span: trace.Span
 
-    def __init__(self, dest: _config.Destination | None, start_ns: int | None) -> None:
+    def __init__(self, dest: _destinations.Destination | None, start_ns: int | None) -> None:
         self._dest = dest  # None: the default destination
         self._start_ns = start_ns
         self._end_ns: int | None = None
@@ -283,10 +284,10 @@ class _Record:
         attributes: dict[str, AttributeValue],
         *,
         start_ns: int | None = None,
-        target: tuple[trace.Tracer, _processor.SpanProcessor | None] | None = None,
+        target: tuple[trace.Tracer, SpanProcessor | None] | None = None,
     ) -> None:
         try:
-            tracer, router = _config.target(self._dest) if target is None else target
+            tracer, router = _pipeline.target(self._dest) if target is None else target
             self._span = tracer.start_span(
                 name,
                 context=parent,
@@ -389,7 +390,7 @@ class _Record:
 
     def _emit(self) -> None:
         self._before_end()
-        policy = _config.settings
+        policy = _settings.settings
         try:
             attributes = self._attributes()
             if self._status is StatusCode.ERROR:
@@ -505,7 +506,7 @@ class _Record:
     def _fail(self, exc: BaseException) -> None:
         """End as failed with the exception recorded on the span (redacted), as ``with`` does."""
         error_type = _error_type(exc)
-        limit = _config.settings.value_limit
+        limit = _settings.settings.value_limit
         # An exception's text is the application's, not checked by any setter: make it sendable here.
         message = _content.fit(checks.text(redact(_describe(exc)), "exception"), limit) or error_type
         stack = _content.fit(checks.text(redact(_stack(exc)), "exception"), limit)
@@ -590,7 +591,7 @@ class Run(_Record):
         agent = None if name is None else checks.identifier(name, "tcc.run(name=...)")
         seconds = checks.seconds(timeout, "tcc.run(timeout=...)")
         start_ns = checks.timestamp(start_time, "tcc.run(start_time=...)")
-        super().__init__(_config.destination(api_key, tcc_url, "tcc.run"), start_ns)
+        super().__init__(_destinations.destination(api_key, tcc_url, "tcc.run"), start_ns)
         self._name_ = agent
         self._prompt: str | None = None
         self._system_prompt: str | None = None
@@ -613,7 +614,7 @@ class Run(_Record):
         with _ids.forced(self._run_id):  # so another process can find this span from the run id alone
             self._start(span_name, None, SpanKind.INTERNAL, attributes)
         self._context = trace.set_span_in_context(self._span)
-        self._timeout = _config.settings.run_timeout if seconds is None else seconds
+        self._timeout = _settings.settings.run_timeout if seconds is None else seconds
         self._deadline: float | None = None
         if self._span.is_recording():
             _live_runs[self._run_id] = self
@@ -738,9 +739,7 @@ def _parent_for(run_id: str, run: Run | None) -> tuple[Run | None, Context]:
 
 
 # A step's span not started yet: its parent, first attributes, start time (ns) and tracer and router.
-_Deferred = tuple[
-    Context, dict[str, AttributeValue], int, tuple[trace.Tracer, "_processor.SpanProcessor | None"]
-]
+_Deferred = tuple[Context, dict[str, AttributeValue], int, tuple[trace.Tracer, "SpanProcessor | None"]]
 
 
 class Step(_Record):
@@ -785,13 +784,13 @@ class Step(_Record):
         *,
         start_time: object = None,
         _run: Run | None = None,
-        _dest: _config.Destination | None = None,
+        _dest: _destinations.Destination | None = None,
     ) -> None:
         # A run passes its own id (checked when the run was made): the common path skips the checks.
         self._run_id = run_id if _run is not None else checks.identifier(run_id, "tcc.step(run_id=...)")
         self._step_id = checks.new_id(step_id, "tcc.step(step_id=...)")
         start_ns = None if start_time is None else checks.timestamp(start_time, "tcc.step(start_time=...)")
-        dest = _config.destination(api_key, tcc_url, "tcc.step") or _dest
+        dest = _destinations.destination(api_key, tcc_url, "tcc.step") or _dest
         owner, parent = (_run, _run._context) if _run is not None else _parent_for(self._run_id, None)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._prompt: str | None = None  # GenAI input messages JSON
@@ -823,7 +822,7 @@ class Step(_Record):
             # The pipeline is the one of now, not of when the step ends (after a shutdown(), say).
             self._span = None  # type: ignore[assignment]
             start = start_ns if start_ns is not None else time.time_ns()
-            self._deferred = (parent, attributes, start, _config.target(self._dest))
+            self._deferred = (parent, attributes, start, _pipeline.target(self._dest))
         else:
             self._start(sc.OP_CHAT, parent, SpanKind.CLIENT, attributes)
         self._adopt(owner)
@@ -1060,7 +1059,7 @@ class ToolCall(_Record):
         start_time: object = None,
         _run: Run | None = None,
         _parent: Context | None = None,
-        _dest: _config.Destination | None = None,
+        _dest: _destinations.Destination | None = None,
     ) -> None:
         # A run passes its own id (checked when the run was made): the common path skips the checks.
         self._run_id = run_id if _run is not None else checks.identifier(run_id, "tcc.tool_call(run_id=...)")
@@ -1071,7 +1070,7 @@ class ToolCall(_Record):
         start_ns = (
             None if start_time is None else checks.timestamp(start_time, "tcc.tool_call(start_time=...)")
         )
-        dest = _config.destination(api_key, tcc_url, "tcc.tool_call") or _dest
+        dest = _destinations.destination(api_key, tcc_url, "tcc.tool_call") or _dest
         owner, parent = _parent_for(self._run_id, _run)
         super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
         self._args: str | None = None
@@ -1143,7 +1142,7 @@ def submit_feedback(
     api_key: str | None = None,
     tcc_url: str | None = None,
     *,
-    _dest: _config.Destination | None = None,
+    _dest: _destinations.Destination | None = None,
 ) -> bool:
     """Record user feedback on a run, as a short ``feedback`` span in the run's trace.
 
@@ -1173,7 +1172,7 @@ def submit_feedback(
             f"[TCC] Cannot submit feedback: text length ({len(body)}) exceeds maximum of "
             f"{FEEDBACK_TEXT_MAX} characters"
         )
-    dest = _config.destination(api_key, tcc_url, "tcc.submit_feedback") or _dest
+    dest = _destinations.destination(api_key, tcc_url, "tcc.submit_feedback") or _dest
     if dest is None:
         live = _live_runs.get(rid)
         dest = live._dest if live is not None else None
@@ -1183,7 +1182,7 @@ def submit_feedback(
         attributes[sc.EVALUATION_SCORE_VALUE] = FEEDBACK_SCORES[score]
     if body:
         attributes[sc.EVALUATION_EXPLANATION] = body
-    policy = _config.settings
+    policy = _settings.settings
     _content.apply(
         attributes,
         (sc.EVALUATION_EXPLANATION,),
@@ -1192,7 +1191,7 @@ def submit_feedback(
         limit=policy.value_limit,
     )
     try:
-        tracer, router = _config.target(dest)
+        tracer, router = _pipeline.target(dest)
         span = tracer.start_span(sc.FEEDBACK_SPAN_NAME, context=run_context(rid), attributes=attributes)
         if router is not None:
             router.route(span, dest)

@@ -1,17 +1,20 @@
-"""Shared fixtures: a tcc pipeline that exports into the SDK's InMemorySpanExporter."""
+"""Shared fixtures: a tcc pipeline that exports into the SDK's InMemorySpanExporter, and a fresh one."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
-from contextcompany import _config
+from contextcompany import _pipeline, _settings
+from contextcompany._export import SpanProcessor
 from contextcompany._ids import OwnRandomIds, RunIdGenerator
-from contextcompany._processor import SpanProcessor
 
 
 @dataclass
@@ -42,12 +45,36 @@ def captured() -> Iterator[Captured]:
     processor = SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=100_000)
     provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
     provider.add_span_processor(processor)
-    pipeline = _config.Pipeline(
+    pipeline = _pipeline.Pipeline(
         tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
     )
-    previous = _config.install(pipeline)
+    previous = _pipeline.install(pipeline)
     try:
         yield Captured(exporter, processor, provider)
     finally:
-        _config.install(previous)
+        _pipeline.install(previous)
         provider.shutdown()
+
+
+@pytest.fixture
+def fresh_pipeline() -> Iterator[None]:
+    """tcc sets itself up again on the next record, from defaults; the global provider is unset and
+    configure() forgotten (test-only reset, restored afterwards)."""
+    saved = (_pipeline._pipeline, _settings.config, dataclasses.replace(_settings.settings))
+    saved_global = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
+    _pipeline.reset_for_tests()
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    try:
+        yield
+    finally:
+        pipeline = _pipeline._pipeline
+        if pipeline is not None:
+            for own in pipeline.owned_pipelines():
+                if own.processor is not None:
+                    own.processor.shutdown(timeout_millis=100)  # its collector may not exist
+        _pipeline._pipeline, _settings.config, settings = saved
+        _settings.settings.run_timeout = settings.run_timeout
+        _settings.settings.capture_content = settings.capture_content
+        _settings.settings.mask = settings.mask
+        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved_global

@@ -532,12 +532,12 @@ def test_a_failure_after_the_dry_pass_ends_what_it_started_as_failed(
     captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Not expected to happen (both passes make the same calls); if it does, nothing is left open.
-    from contextcompany import _config
+    from contextcompany import _pipeline
 
     real_end = _records.Step.end
 
     def end_only_when_dry(self: _records.Step) -> None:
-        if not _config._dry.get():
+        if not _pipeline._dry.get():
             raise RuntimeError("the collector exploded")
         real_end(self)
 

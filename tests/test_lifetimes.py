@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _pipeline, _settings
 
 from .conftest import Captured
 
@@ -97,7 +97,7 @@ def test_zero_timeout_disables_it_and_the_default_is_twenty_minutes(captured: Ca
 
 
 def test_configured_default_timeout(captured: Captured, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_config.settings, "run_timeout", 0.1)
+    monkeypatch.setattr(_settings.settings, "run_timeout", 0.1)
     r = tcc.run().prompt("q")
     spans = wait_for(captured, lambda spans: len(spans) == 1)
     assert attrs(spans[0])["error.type"] == "tcc.timeout"
@@ -145,11 +145,11 @@ def test_records_open_at_exit_are_ended(captured: Captured) -> None:
 def test_disabled_or_unsampled_records_start_no_lifetime_machinery(monkeypatch: pytest.MonkeyPatch) -> None:
     from contextcompany import _records
 
-    previous = _config.install(_config.Pipeline(tracer=_config.trace.NoOpTracer()))
+    previous = _pipeline.install(_pipeline.Pipeline(tracer=_pipeline.trace.NoOpTracer()))
     try:
         r = tcc.run()
         r.step()
         assert r.run_id not in _records._live_runs
         assert r._finalizer is None and r._deadline is None
     finally:
-        _config.install(previous)
+        _pipeline.install(previous)

@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _pipeline, _settings
 from contextcompany._redact import redact
 from tests.conftest import Captured
 
@@ -1287,17 +1287,17 @@ CONFIGURE_PARAMS: Final = (
 
 @contextmanager
 def restored_config() -> Iterator[None]:
-    """configure() may change _config._config and _config.settings: put both back. The pipeline is
+    """configure() may change _settings.config and _settings.settings: put both back. The pipeline is
     detached meanwhile, so configure() runs as it does at startup (and nothing builds one)."""
-    saved_config, saved_settings = _config._config, dataclasses.replace(_config.settings)
-    previous = _config.install(None)
+    saved_config, saved_settings = _settings.config, dataclasses.replace(_settings.settings)
+    previous = _pipeline.install(None)
     try:
         yield
     finally:
-        _config.install(previous)
-        _config._config = saved_config
+        _pipeline.install(previous)
+        _settings.config = saved_config
         for f in dataclasses.fields(saved_settings):
-            setattr(_config.settings, f.name, getattr(saved_settings, f.name))
+            setattr(_settings.settings, f.name, getattr(saved_settings, f.name))
 
 
 @pytest.fixture
@@ -1316,11 +1316,11 @@ def no_env_destination(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_configure_with_any_value(no_env_destination: None, param: str, value: object) -> None:
     """configure() with any value for any parameter: accepted, or a TypeError/ValueError naming it."""
     with restored_config():
-        before = _config._config
+        before = _settings.config
         kwargs: dict[str, Any] = {param: value}
         ok, _ = call(f"configure({param}=...)", lambda: tcc.configure(**kwargs), "configure(", param)
         if not ok:
-            assert _config._config is before, "a rejected configure() changed the configuration"
+            assert _settings.config is before, "a rejected configure() changed the configuration"
 
 
 @FUZZ
@@ -1366,7 +1366,7 @@ def test_routing_arguments_with_any_value(
         key, url = value, other if isinstance(other, str) and other.startswith("http") else None
     else:
         key, url = ("k" if other == "k" else None), value
-    with _config.dry_run():
+    with _pipeline.dry_run():
         call(f"{name}({param}=...)", lambda: make(key, url), param)
 
 
@@ -1442,7 +1442,7 @@ def test_configure_span_processors_of_a_wrong_type(no_env_destination: None) -> 
 @pytest.mark.parametrize("url", ["http://[", "https://[::1", "http://[::1]:99999", "http://host:port"])
 def test_malformed_urls(no_env_destination: None, url: str) -> None:
     """A URL urllib cannot parse is a ValueError naming the parameter, at the call."""
-    with _config.dry_run():
+    with _pipeline.dry_run():
         call("tcc.run(tcc_url=...)", lambda: tcc.run(tcc_url=url), "tcc_url")
     with restored_config():
         call("configure(endpoint=...)", lambda: tcc.configure(endpoint=url), "endpoint")
@@ -1493,7 +1493,7 @@ def test_values_whose_methods_raise(
 ) -> None:
     """A value whose repr() or model_dump() raises is refused (or recorded readably) like any other bad
     value: TypeError/ValueError naming the parameter, not the value's own exception."""
-    with restored_config(), _config.dry_run():
+    with restored_config(), _pipeline.dry_run():
         call(label, lambda: make(value))
 
 

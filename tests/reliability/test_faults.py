@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 
 import contextcompany as tcc
-from contextcompany import _config, _diag
+from contextcompany import _diag, _pipeline
 
 from .collector import Child, CollectorRequest, FaultyCollector, no_thread_leak, spawn
 
@@ -638,8 +638,8 @@ def test_a_raising_sampler_or_host_processor_never_reaches_the_caller(
     if where != "sampler":
         provider.add_span_processor(RaisingProcessor(where))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    previous = _config.install(
-        _config.Pipeline(tracer=provider.get_tracer("contextcompany"), provider=provider)
+    previous = _pipeline.install(
+        _pipeline.Pipeline(tracer=provider.get_tracer("contextcompany"), provider=provider)
     )
     try:
         with caplog.at_level(logging.ERROR, logger="contextcompany"):
@@ -654,7 +654,7 @@ def test_a_raising_sampler_or_host_processor_never_reaches_the_caller(
                 assert r.feedback(score="thumbs_up") is True
                 tcc.flush(1000)
     finally:
-        _config.install(previous)
+        _pipeline.install(previous)
         provider.shutdown()
     messages = [rec.getMessage() for rec in caplog.records if rec.name == "contextcompany"]
     assert messages, "the failure was not logged at all"

@@ -243,7 +243,7 @@ open_tool = open_step.tool_call("lookup", tool_call_id="parent-open-s0-t").args(
 for i in range(20):
     request(f"parent-queued-{i}")
 at_fork = tcc.stats()
-report(warm_exported=warm.spans_exported, worker_alive=tcc._config._pipeline.processor._worker.is_alive(),
+report(warm_exported=warm.spans_exported, worker_alive=tcc._pipeline._pipeline.processor._batcher._worker.is_alive(),
        queued_at_fork=at_fork.queue_size)
 pid = os.fork()
 if pid == 0:

@@ -36,8 +36,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 import contextcompany as tcc
-from contextcompany import _config, _diag
-from contextcompany._processor import SpanProcessor
+from contextcompany import _destinations, _diag, _pipeline, _settings
+from contextcompany._export import SpanProcessor
 from contextcompany.dev import OTLPReceiver, ReceivedSpan
 from tests.conftest import Captured
 from tests.e2e.conftest import run_script
@@ -111,15 +111,15 @@ def log_lines() -> Iterator[LogLines]:
 
 @pytest.fixture
 def restored_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """configure(capture_content=, mask=) change _config.settings: put it back. The mask warning is once per
+    """configure(capture_content=, mask=) change _settings.settings: put it back. The mask warning is once per
     process: start with a clean slate (restored too)."""
-    saved = dataclasses.replace(_config.settings)
+    saved = dataclasses.replace(_settings.settings)
     monkeypatch.setattr(_diag, "_process", _diag.Once())
     try:
         yield
     finally:
         for f in dataclasses.fields(saved):
-            setattr(_config.settings, f.name, getattr(saved, f.name))
+            setattr(_settings.settings, f.name, getattr(saved, f.name))
 
 
 @pytest.fixture
@@ -135,16 +135,16 @@ def no_env_destination(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextmanager
 def detached_config() -> Iterator[None]:
-    """configure() as at startup (no pipeline yet, none built), with _config._config and settings restored."""
-    saved_config, saved_settings = _config._config, dataclasses.replace(_config.settings)
-    previous = _config.install(None)
+    """configure() as at startup (no pipeline yet, none built), with _settings.config and settings restored."""
+    saved_config, saved_settings = _settings.config, dataclasses.replace(_settings.settings)
+    previous = _pipeline.install(None)
     try:
         yield
     finally:
-        _config.install(previous)
-        _config._config = saved_config
+        _pipeline.install(previous)
+        _settings.config = saved_config
         for f in dataclasses.fields(saved_settings):
-            setattr(_config.settings, f.name, getattr(saved_settings, f.name))
+            setattr(_settings.settings, f.name, getattr(saved_settings, f.name))
 
 
 @pytest.fixture
@@ -381,7 +381,7 @@ CHILD: Final = """
 import logging, sys, os
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _destinations, _pipeline, _settings
 
 KEY = os.environ.pop("CHILD_KEY")
 SOURCE = os.environ.pop("CHILD_SOURCE")
@@ -410,10 +410,10 @@ tcc.step(run_id=r.run_id, **route).prompt("late").response("step").end()
 tcc.send_run(prompt="imported", response="ok", **route)
 print("flushed", tcc.flush(int(os.environ.get("CHILD_FLUSH_MS", "10000"))))
 print(repr(tcc.stats()))
-print(repr(_config._pipeline))
-print(repr(_config._config))
-print(repr(_config.settings))
-pipeline = _config._pipeline
+print(repr(_pipeline._pipeline))
+print(repr(_settings.config))
+print(repr(_settings.settings))
+pipeline = _pipeline._pipeline
 for own in pipeline.owned_pipelines():
     print(repr(own), repr(own.default), repr(getattr(own.processor, "_exporters", None)))
 """
@@ -527,12 +527,18 @@ def test_api_key_is_never_logged_when_exports_fail(collector: str) -> None:
 
 def test_repr_of_tcc_objects_never_shows_the_key(captured: Captured, no_env_destination: None) -> None:
     """In process: records, tcc.stats(), the pipeline and the configuration print without the key."""
-    with detached_config(), _config.dry_run():
+    with detached_config(), _pipeline.dry_run():
         tcc.configure(api_key=API_KEY, endpoint="https://collector.example.com")
         r = tcc.run(api_key=API_KEY, tcc_url="https://tenant.example.com")
-        texts = [repr(r), repr(r.step()), repr(r.tool_call("t")), repr(_config._config), str(_config._config)]
-        texts.append(repr(_config.destination(API_KEY, "https://tenant.example.com", "tcc.run")))
-    texts += [repr(tcc.stats()), repr(_config._pipeline)]
+        texts = [
+            repr(r),
+            repr(r.step()),
+            repr(r.tool_call("t")),
+            repr(_settings.config),
+            str(_settings.config),
+        ]
+        texts.append(repr(_destinations.destination(API_KEY, "https://tenant.example.com", "tcc.run")))
+    texts += [repr(tcc.stats()), repr(_pipeline._pipeline)]
     for text in texts:
         assert API_KEY not in text, text
 
@@ -815,19 +821,19 @@ def test_a_key_over_plain_http_is_refused_by_configure(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with detached_config():
-        before = _config._config
+        before = _settings.config
         with pytest.raises(ValueError, match=r"\[TCC\] configure\(\).*plain http"):
             tcc.configure(**kwargs)
-        assert _config._config is before, "a refused configure() changed the configuration"
+        assert _settings.config is before, "a refused configure() changed the configuration"
         tcc.configure(allow_insecure_http=True, **kwargs)  # allowed when asked for
-        with _config.dry_run():
+        with _pipeline.dry_run():
             tcc.run(api_key="k", tcc_url=INSECURE)
 
 
 def _non_loopback_endpoint(receiver: OTLPReceiver) -> str:
     """The receiver, reached through a host tcc does not count as loopback (0.0.0.0 reaches the local host,
     and is not a loopback address)."""
-    assert not _config._is_loopback("0.0.0.0")
+    assert not _settings.is_loopback("0.0.0.0")
     return f"http://0.0.0.0:{receiver.port}"
 
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 import pytest
 
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _settings
 from contextcompany.dev import OTLPReceiver, ReceivedSpan
 from tests.conftest import Captured
 from tests.e2e.conftest import run_script
@@ -253,13 +253,13 @@ CASES: Final = (
 def limit(request: pytest.FixtureRequest) -> Iterator[int]:
     """The content limit in force: the default, or another one set as OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT
     would set it at import (restored afterwards)."""
-    saved = dataclasses.replace(_config.settings)
+    saved = dataclasses.replace(_settings.settings)
     value: int = request.param
-    _config.settings.value_limit = value
+    _settings.settings.value_limit = value
     try:
         yield value
     finally:
-        _config.settings.value_limit = saved.value_limit
+        _settings.settings.value_limit = saved.value_limit
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -376,8 +376,8 @@ def test_fifty_steps_with_ten_mb_prompts_arrive_in_requests_under_4_mib(receiver
 
 LIMIT_FROM_ENV: Final = """
 import contextcompany as tcc
-from contextcompany import _config
-assert _config.settings.value_limit == 5000, _config.settings.value_limit
+from contextcompany import _settings
+assert _settings.settings.value_limit == 5000, _settings.settings.value_limit
 big = "y" * 10_000_000
 r = tcc.run(name="limited")
 r.prompt(big, full_input=big)

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 import contextcompany as tcc
-from contextcompany._processor import Edit, SpanProcessor
-
-from .conftest import Captured
+from contextcompany._export import SpanProcessor
+from contextcompany._export._stages import Edit
+from tests.conftest import Captured
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -378,5 +378,9 @@ def test_bsp_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "3")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "not-a-number")
     processor = SpanProcessor(InMemorySpanExporter())
-    assert processor._max_queue == 7 and processor._max_batch == 3 and processor._delay == 5.0
+    assert (
+        processor._batcher.max_queue == 7
+        and processor._batcher.max_batch == 3
+        and processor._batcher.delay == 5.0
+    )
     processor.shutdown()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
+import ast
 import logging
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
@@ -22,10 +23,9 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from opentelemetry.util._once import Once
 
 import contextcompany as tcc
-from contextcompany import _config
+from contextcompany import _destinations, _pipeline, _settings
 
 
 def run_python(
@@ -67,30 +67,6 @@ def test_import_does_no_io_and_starts_no_thread() -> None:
     assert result.stdout.strip() == "ok"
 
 
-@pytest.fixture
-def fresh_pipeline() -> Iterator[None]:
-    """tcc sets itself up again on the next record, from defaults; the global provider is unset and
-    configure() forgotten (test-only reset, restored afterwards)."""
-    saved = (_config._pipeline, _config._config, dataclasses.replace(_config.settings))
-    saved_global = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
-    _config.reset_for_tests()
-    trace._TRACER_PROVIDER = None
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    try:
-        yield
-    finally:
-        pipeline = _config._pipeline
-        if pipeline is not None:
-            for own in pipeline.owned_pipelines():
-                if own.processor is not None:
-                    own.processor.shutdown(timeout_millis=100)  # its collector may not exist
-        _config._pipeline, _config._config, settings = saved
-        _config.settings.run_timeout = settings.run_timeout
-        _config.settings.capture_content = settings.capture_content
-        _config.settings.mask = settings.mask
-        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved_global
-
-
 def test_sdk_disabled_still_validates_and_sends_nothing(
     fresh_pipeline: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,7 +81,7 @@ def test_sdk_disabled_still_validates_and_sends_nothing(
     with pytest.raises(RuntimeError):
         s.end()
     r.prompt("q").end()
-    pipeline = _config.get()
+    pipeline = _pipeline.get()
     assert isinstance(pipeline.tracer, trace.NoOpTracer)
     assert pipeline.processor is None and tcc.stats() == tcc.Stats(0, 0, 0, 0, 0, None)
     assert tcc.flush() is True
@@ -127,7 +103,7 @@ def test_drop_in_uses_the_services_provider(fresh_pipeline: None) -> None:
     assert run.parent is not None and run.parent.span_id == request.get_span_context().span_id
     assert step.parent is not None and step.parent.span_id == run.context.span_id
     assert {s.context.trace_id for s in spans} == {request.get_span_context().trace_id}
-    assert _config.get().provider is provider and not _config.get().owned
+    assert _pipeline.get().provider is provider and not _pipeline.get().owned
     assert "tcc.cost.usd" not in (step.attributes or {})  # no tcc processor in this service's pipeline
     assert tcc.flush() is True
     tcc.shutdown()  # must not shut the service's provider down
@@ -186,26 +162,6 @@ def test_flush_is_bounded_with_a_host_provider_that_hangs(fresh_pipeline: None) 
         provider.shutdown()
 
 
-def test_traces_endpoint() -> None:
-    assert _config.traces_endpoint("http://c:4318") == "http://c:4318/v1/traces"
-    assert _config.traces_endpoint("http://c:4318/") == "http://c:4318/v1/traces"
-    assert _config.traces_endpoint("https://c/otlp/v1/traces") == "https://c/otlp/v1/traces"
-    assert _config.traces_endpoint("https://c/otlp") == "https://c/otlp/v1/traces"
-
-
-def test_2_0_0_helpers_are_still_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TCC_API_KEY", raising=False)
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
-    with pytest.raises(ValueError, match="TCC_API_KEY"):
-        tcc.get_api_key()
-    assert tcc.get_api_key("k") == "k"
-    monkeypatch.setenv("TCC_API_KEY", "env-key")
-    assert tcc.get_api_key() == "env-key"
-    assert tcc.get_url("/v1/traces") == "http://localhost:4318/v1/traces"
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com/")
-    assert tcc.get_url("v1/traces", api_key="k") == "https://otel.example.com/v1/traces"
-
-
 # --- destinations and routing ----------------------------------------------------------------------------
 
 
@@ -217,18 +173,18 @@ def test_records_with_their_own_destination_are_routed_with_their_children(fresh
         made.append(dest)
         return elsewhere
 
-    from contextcompany._processor import SpanProcessor
+    from contextcompany._export import SpanProcessor
 
     processor = SpanProcessor(default, exporter_for=exporter_for)  # type: ignore[arg-type]
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
-    _config.install(
-        _config.Pipeline(
+    _pipeline.install(
+        _pipeline.Pipeline(
             tracer=provider.get_tracer("contextcompany"),
             provider=provider,
             processor=processor,
             owned=True,
-            default=_config._default_destination(_config._config),
+            default=_destinations.default_destination(_settings.config),
         )
     )
     routed = tcc.run(api_key="tenant-key", tcc_url="https://tenant.example.com")
@@ -247,7 +203,9 @@ def test_records_with_their_own_destination_are_routed_with_their_children(fresh
         "invoke_agent",
     ]
     assert [s.name for s in default.get_finished_spans()] == ["invoke_agent"]
-    assert made == [_config.Destination("https://tenant.example.com/v1/traces", "tenant-key")]  # created once
+    assert made == [
+        _destinations.Destination("https://tenant.example.com/v1/traces", "tenant-key")
+    ]  # created once
     processor.shutdown()
 
 
@@ -262,49 +220,10 @@ def test_routed_records_leave_the_services_provider_alone(fresh_pipeline: None) 
         tcc.run().prompt("q").end()
     names = [s.name for s in exporter.get_finished_spans()]
     assert names == ["invoke_agent", "request"]  # the routed run went to tcc's own pipeline only
-    routing = _config.get().routing
+    routing = _pipeline.get().routing
     assert routing is not None and routing.processor is not None
     assert routed._span.parent is not None
     assert routed._span.parent.span_id == request.get_span_context().span_id  # still nested by ids
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "allowed"),
-    [
-        ({"api_key": "k", "tcc_url": "http://collector.example.com:4318"}, False),
-        ({"api_key": "k", "tcc_url": "http://10.0.0.7:4318"}, False),
-        ({"api_key": "k", "tcc_url": "https://collector.example.com"}, True),
-        ({"api_key": "k", "tcc_url": "http://127.0.0.1:4318"}, True),
-        ({"api_key": "k", "tcc_url": "http://localhost:4318"}, True),
-        ({"api_key": "k", "tcc_url": "http://[::1]:4318"}, True),
-        ({"tcc_url": "http://collector.example.com"}, True),  # no key, nothing to expose
-    ],
-)
-def test_a_key_is_never_sent_over_plain_http_to_a_remote_host(
-    fresh_pipeline: None, kwargs: dict[str, str], allowed: bool
-) -> None:
-    if allowed:
-        tcc.run(**kwargs).prompt("q").end()
-    else:
-        with pytest.raises(
-            ValueError, match=r"tcc\.run\(api_key=\.\.\., tcc_url=\.\.\.\): an API key would be sent"
-        ):
-            tcc.run(**kwargs)
-
-
-def test_insecure_http_can_be_allowed_explicitly(fresh_pipeline: None) -> None:
-    url = "http://collector.internal:4318"
-    with pytest.raises(ValueError, match="an API key would be sent over plain http"):
-        tcc.run(api_key="k", tcc_url=url)
-    tcc.configure(allow_insecure_http=True)
-    r = tcc.run(api_key="k", tcc_url=url)
-    r.prompt("q").end()
-    # The run goes to that destination with that key, and the exporter made for it is a real one.
-    assert r._dest == _config.Destination(url + "/v1/traces", "k")
-    assert _config.insecure_reason(r._dest) is None
-    exporter = _config._exporter(r._dest, _config._config)
-    assert not isinstance(exporter, _config._Refusing)
-    exporter.shutdown()
 
 
 def test_an_insecure_environment_drops_instead_of_raising(
@@ -321,64 +240,46 @@ def test_an_insecure_environment_drops_instead_of_raising(
     assert len([r for r in caplog.records if "plain http" in r.getMessage()]) == 1  # said once
 
 
-# --- configure() --------------------------------------------------------------------------------------------
+# --- the layers -------------------------------------------------------------------------------------------
+
+# Lowest first: each may import those before it, never those after it (nor the records above them all).
+LAYERS = ["_settings", "_destinations", "_export", "_pipeline"]
+ABOVE_ALL = {"_records", "_api", "_import", "_decorators", "__main__", "dev"}
 
 
-def test_configure_before_first_use_builds_the_pipeline(fresh_pipeline: None) -> None:
-    extra = InMemorySpanExporter()
-    tcc.configure(
-        service_name="support-bot",
-        endpoint="https://otel.example.com/",
-        headers={"x-tenant": "acme"},
-        api_key="k1",
-        span_processors=[SimpleSpanProcessor(extra)],
-        run_timeout=30,
-    )
-    tcc.configure(shutdown_timeout_millis=250)  # calls add up until the first record
-    r = tcc.run()
-    r.prompt("q").end()
-    pipeline = _config.get()
-    assert pipeline.default == _config.Destination("https://otel.example.com/v1/traces", "k1")
-    assert isinstance(pipeline.provider, TracerProvider)
-    assert pipeline.provider.resource.attributes["service.name"] == "support-bot"
-    assert pipeline.processor is not None and pipeline.processor._shutdown_timeout == 0.25
-    exporter = pipeline.processor._exporter._get()  # type: ignore[attr-defined]
-    assert exporter._endpoint == "https://otel.example.com/v1/traces"
-    assert [s.name for s in extra.get_finished_spans()] == ["invoke_agent"]
-    assert r._timeout == 30
+def _tcc_imports(path: Path) -> set[str]:
+    """The top-level tcc modules a module imports (``_export`` for anything inside that package)."""
+    inside_export = path.parent.name == "_export"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and module.split(".")[0] != "contextcompany":
+                continue
+            if node.level == 0:
+                parts = module.split(".")[1:]
+            elif inside_export and node.level == 1:
+                parts = ["_export"]
+            else:
+                parts = module.split(".") if module else []
+            found.add(parts[0] if parts else "")
+            if not parts:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "contextcompany" and len(parts) > 1:
+                    found.add(parts[1])
+    return found - {""}
 
 
-def test_configure_after_first_use_applies_or_raises_never_half(fresh_pipeline: None) -> None:
-    tcc.configure(service_name="a", endpoint="https://one.example.com")
-    tcc.run().prompt("q").end()
-    tcc.configure(service_name="a", run_timeout=5, capture_content=False)  # same structure: fine
-    assert _config.settings.run_timeout == 5 and _config.settings.capture_content is False
-    with pytest.raises(RuntimeError, match=r"configure\(endpoint=\.\.\.\) must come before the first run"):
-        tcc.configure(endpoint="https://two.example.com", run_timeout=99)
-    assert _config.settings.run_timeout == 5  # nothing of the failed call applied
-    assert _config._config.endpoint == "https://one.example.com"
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "names"),
-    [
-        ({"service_name": 3}, TypeError, "configure(service_name=...)"),
-        ({"endpoint": "collector:4318"}, ValueError, "configure(endpoint=...)"),
-        ({"headers": {"a": 1}}, TypeError, "configure(headers=...)"),
-        ({"api_key": ""}, TypeError, "configure(api_key=...)"),
-        ({"capture_content": "no"}, TypeError, "configure(capture_content=...)"),
-        ({"mask": "x"}, TypeError, "configure(mask=...)"),
-        ({"run_timeout": -1}, ValueError, "configure(run_timeout=...)"),
-        ({"span_processors": [object()]}, TypeError, "configure(span_processors=...)"),
-        ({"tracer_provider": object()}, TypeError, "configure(tracer_provider=...)"),
-        ({"shutdown_timeout_millis": float("nan")}, ValueError, "configure(shutdown_timeout_millis=...)"),
-        ({"api_key": "k", "endpoint": "http://remote.example.com"}, ValueError, "plain http"),
-    ],
-)
-def test_configure_checks_every_argument(
-    fresh_pipeline: None, kwargs: dict[str, object], error: type[Exception], names: str
-) -> None:
-    with pytest.raises(error) as info:
-        tcc.configure(**kwargs)  # type: ignore[arg-type]
-    assert names in str(info.value)
-    assert _config._config == _config.Config()
+def test_no_module_imports_up_the_layers() -> None:
+    package = Path(tcc.__file__).parent
+    for level, layer in enumerate(LAYERS):
+        paths = sorted((package / layer).glob("*.py")) if layer == "_export" else [package / f"{layer}.py"]
+        forbidden = set(LAYERS[level + 1 :]) | ABOVE_ALL
+        for path in paths:
+            imports = _tcc_imports(path)
+            if layer == "_export":
+                imports.discard("_export")
+            assert imports & forbidden == set(), f"{path.name} imports {sorted(imports & forbidden)}"

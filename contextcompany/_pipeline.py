@@ -1,7 +1,11 @@
-"""Where tcc's spans go: configuration, provider discovery, destinations, and delivery at exit.
+"""Where tcc's spans go: provider discovery, routing, the exporters, and delivery at exit.
 
-Nothing here runs at import. The first record (``tcc.run()``, ``tcc.step()``, ...) sets up the pipeline
-from ``configure()`` and the environment:
+    >>> tracer, router = target(None)          # what a record starts its span with (the pipeline is built
+    >>> tracer, router = target(destination)   # on first use); router: the processor to route it through
+    >>> flush(5000); stats(); shutdown()
+
+Nothing here runs at import. The first record (``tcc.run()``, ``tcc.step()``, ...) builds the pipeline
+from ``configure()`` and the environment (``_settings``):
 
 - ``OTEL_SDK_DISABLED=true``: a no-op tracer; the API still validates, nothing is sent.
 - ``configure(tracer_provider=...)``, or a ``TracerProvider`` the process already set globally: tcc
@@ -12,41 +16,42 @@ from ``configure()`` and the environment:
   in front of the standard OTLP/HTTP exporter configured by ``OTEL_EXPORTER_OTLP_*``, and an exit hook
   that delivers what is queued within a bounded time.
 
-A record given its own ``api_key`` / ``tcc_url`` is routed, with its children, to that destination: one
-exporter per destination, created once, inside a tcc-owned pipeline.
+A record given its own ``api_key`` / ``tcc_url`` is routed, with its children, to that destination
+(``_destinations``): one exporter per destination, created once, inside a tcc-owned pipeline.
+
+Threads: ``target()`` runs on the caller's thread (one global read once built); building the pipeline
+happens there too, once, under a lock. The exporters are built and used on the export worker (``_Lazy``).
+``flush()`` / ``shutdown()`` / the exit hook run on whichever thread calls them, each wait bounded.
+Layers: this module uses ``_settings``, ``_destinations`` and ``_export``; none of them imports it.
 """
 
 from __future__ import annotations
 
 import atexit
-import enum
 import functools
-import ipaddress
 import logging
-import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import _checks as checks
-from . import _content, _ids
-from . import _diag as diag
 from . import _forksafe as forksafe
+from . import _ids, _settings
 from . import _semconv as sc
-from ._processor import _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, SpanProcessor, Stats, note
+from ._destinations import Destination, default_destination, insecure_reason
+from ._export import SpanProcessor, Stats
+from ._export._exporter_logs import note
+from ._settings import Config
 
 if TYPE_CHECKING:
     import requests
@@ -54,158 +59,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("contextcompany")
 
 _VERSION = "3.0.0"
-_DEFAULT_ENDPOINT: Final = "http://localhost:4318"
-_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-# --- settings ---------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Settings:
-    """What ``configure()`` can change at any time; records read it when they start or end."""
-
-    run_timeout: float = 20 * 60.0  # seconds; 0 disables
-    capture_content: bool = True
-    mask: Callable[[str], str] | None = None
-    value_limit: int = _content.DEFAULT_VALUE_LIMIT  # characters per content attribute
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """What decides how the pipeline is built; fixed once the first record set it up."""
-
-    service_name: str | None = None
-    endpoint: str | None = None  # a base URL or a full .../v1/traces URL
-    headers: Mapping[str, str] = field(default_factory=dict)
-    api_key: str | None = None
-    span_processors: tuple[SdkSpanProcessor, ...] = ()
-    tracer_provider: trace.TracerProvider | None = None
-    shutdown_timeout_millis: float | None = None
-    allow_insecure_http: bool | None = None
-
-    def __repr__(self) -> str:  # the key and header values are secrets: never in a log line or a repr
-        return (
-            f"Config(service_name={self.service_name!r}, endpoint={self.endpoint!r}, "
-            f"headers={sorted(self.headers)}, api_key={'set' if self.api_key else None}, "
-            f"span_processors={len(self.span_processors)}, tracer_provider={self.tracer_provider!r})"
-        )
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() == "true"
-
-
-def _env_content_capture() -> bool:
-    # The GenAI instrumentations' own switch; tcc captures content unless it says false.
-    raw = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower()
-    return raw not in ("false", "0", "no", "off")
-
-
-settings = Settings(capture_content=_env_content_capture(), value_limit=_content.value_limit_from_env())
-_config = Config()
-
-
-# --- destinations ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """Where a tcc-owned exporter sends: a full OTLP traces URL and the bearer key, if any."""
-
-    endpoint: str
-    api_key: str | None
-
-    def __repr__(self) -> str:  # never print the key
-        return f"Destination({self.endpoint!r}, api_key={'set' if self.api_key else None})"
-
-
-def traces_endpoint(url: str) -> str:
-    """The OTLP traces URL for a base or full URL: used as is when it ends in ``/v1/traces``, else that
-    is appended, like ``OTEL_EXPORTER_OTLP_ENDPOINT``.
-
-    >>> traces_endpoint("https://collector.example.com:4318")
-    'https://collector.example.com:4318/v1/traces'
-    """
-    url = url.rstrip("/")
-    return url if url.endswith("/v1/traces") else url + "/v1/traces"
-
-
-def _default_destination(config: Config) -> Destination:
-    if config.endpoint is not None:
-        endpoint = traces_endpoint(config.endpoint)
-    else:
-        signal = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
-        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _DEFAULT_ENDPOINT
-        endpoint = signal or base.rstrip("/") + "/v1/traces"
-    return Destination(endpoint, config.api_key or os.environ.get("TCC_API_KEY") or None)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback
-
-
-def insecure_reason(destination: Destination, config: Config | None = None) -> str | None:
-    """Why sending to ``destination`` would expose its key, if it would: a bearer key over plain http to
-    a host that is not loopback, unless allowed (``TCC_ALLOW_INSECURE_HTTP=true``, or configure)."""
-    if destination.api_key is None:
-        return None
-    parts = urlsplit(destination.endpoint)
-    if parts.scheme != "http" or _is_loopback(parts.hostname or ""):
-        return None
-    allowed = (config or _config).allow_insecure_http
-    if allowed if allowed is not None else _env_true("TCC_ALLOW_INSECURE_HTTP"):
-        return None
-    return (
-        f"an API key would be sent over plain http to {parts.hostname}, where anyone on the path can read "
-        "it: use https, or allow it with configure(allow_insecure_http=True) or "
-        "TCC_ALLOW_INSECURE_HTTP=true"
-    )
-
-
-def check_url(url: str | None, where: str) -> None:
-    """Raise at the call that passed a malformed URL (``where`` names it, e.g. ``tcc.run(tcc_url=...)``)."""
-    if url is None:
-        return
-    if not isinstance(url, str):
-        raise TypeError(f"[TCC] {where} expects a str URL or None, got {type(url).__name__}")
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises for a port that is not a number from 0 to 65535
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. "http://[" or a port out of range
-        ok = False
-    if not ok:
-        raise ValueError(f"[TCC] {where} expects an http:// or https:// URL, got {checks.show(url)}")
-
-
-def check_api_key(api_key: str | None, call: str) -> None:
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-        raise TypeError(f"[TCC] {call}(api_key=...) expects a non-empty str or None")
-
-
-def destination(api_key: str | None, tcc_url: str | None, call: str) -> Destination | None:
-    """The destination a record with its own ``api_key`` / ``tcc_url`` goes to (None: the default).
-    Checks both, and refuses at the call to send a key where it would be exposed."""
-    if api_key is None and tcc_url is None:
-        return None  # the common case, on every step and tool call: nothing to check
-    check_api_key(api_key, call)
-    check_url(tcc_url, f"{call}(tcc_url=...)")
-    default = _default_destination(_config)
-    dest = Destination(
-        traces_endpoint(tcc_url) if tcc_url is not None else default.endpoint,
-        api_key if api_key is not None else default.api_key,
-    )
-    reason = insecure_reason(dest)
-    if reason is not None:
-        raise ValueError(f"[TCC] {call}(api_key=..., tcc_url=...): {reason}")
-    return dest
+# --- the exporters --------------------------------------------------------------------------------------
 
 
 class _Refusing(SpanExporter):
@@ -255,6 +111,21 @@ class _Lazy(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+class _Exporters:
+    """The exporter for each destination, as ``config`` says to build it (the processor's ``exporter_for``).
+
+    >>> exporters = _Exporters(config)
+    >>> exporters(Destination("https://c.example.com/v1/traces", "key"))   # built on its first export
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def __call__(self, dest: Hashable) -> SpanExporter:
+        assert isinstance(dest, Destination)
+        return _Lazy(functools.partial(_exporter, dest, self._config))
 
 
 def _exporter(dest: Destination, config: Config) -> SpanExporter:
@@ -390,7 +261,9 @@ def get() -> Pipeline:
         with _lock:
             pipeline = _pipeline
             if pipeline is None:
-                pipeline = _set(_build(_config))
+                # Marked built first: a configure() racing with this build then raises instead of being
+                # silently ignored.
+                pipeline = _set(_build(_settings.freeze()))
     return pipeline
 
 
@@ -408,29 +281,11 @@ def _set(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
-def _shutdown_timeout_millis(config: Config) -> float | None:
-    """``configure(shutdown_timeout_millis=)``, else ``TCC_SHUTDOWN_TIMEOUT_MILLIS``."""
-    if config.shutdown_timeout_millis is not None:
-        return config.shutdown_timeout_millis
-    raw = os.environ.get("TCC_SHUTDOWN_TIMEOUT_MILLIS", "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also catches nan
-        diag.warn_once("shutdown", "contextcompany: TCC_SHUTDOWN_TIMEOUT_MILLIS=%r is not a number >= 0", raw)
-        return None
-    return value
-
-
 def _own_pipeline(config: Config, resource: Resource | None = None) -> Pipeline:
-    default = _default_destination(config)
+    default = default_destination(config)
+    exporters = _Exporters(config)
     processor = SpanProcessor(
-        _Lazy(lambda: _exporter(default, config)),
-        shutdown_timeout_millis=_shutdown_timeout_millis(config),
-        exporter_for=lambda key: _Lazy(lambda: _exporter(key, config)),  # type: ignore[arg-type]
+        exporters(default), shutdown_timeout_millis=config.shutdown_millis(), exporter_for=exporters
     )
     if resource is None:
         resource = Resource.create()
@@ -460,7 +315,7 @@ def _build(config: Config) -> Pipeline:
         # Registered after any provider the service made, so it runs before that provider's exit hook.
         atexit.register(_at_exit)
         _exit_registered = True
-    if _env_true("OTEL_SDK_DISABLED"):
+    if _settings.SDK_DISABLED.get():
         return Pipeline(tracer=trace.NoOpTracer(), config=config)
     host = config.tracer_provider or trace.get_tracer_provider()
     if not isinstance(host, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
@@ -471,140 +326,27 @@ def _build(config: Config) -> Pipeline:
 
 
 def install(pipeline: Pipeline | None) -> Pipeline | None:
-    """Replace the pipeline (tests); returns the previous one."""
+    """Replace the pipeline (tests); returns the previous one. configure() may change the configuration
+    again while there is none."""
     global _pipeline
     with _lock:
         previous, _pipeline = _pipeline, pipeline
+        if pipeline is None:
+            _settings.thaw()
+        else:
+            _settings.freeze()
     return previous
-
-
-# --- configure() ------------------------------------------------------------------------------------------
-
-
-class _Unset(enum.Enum):
-    UNSET = enum.auto()  # configure(mask=None) removes the mask; leaving mask out keeps it
-
-
-_UNSET: Final = _Unset.UNSET
-
-
-def _check_str(value: object, name: str) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise TypeError(
-            f"[TCC] configure({name}=...) expects a non-empty str or None, got {checks.show(value)}"
-        )
-
-
-def configure(
-    *,
-    service_name: str | None = None,
-    endpoint: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    api_key: str | None = None,
-    capture_content: bool | None = None,
-    mask: Callable[[str], str] | _Unset | None = _UNSET,
-    run_timeout: float | None = None,
-    span_processors: Sequence[SdkSpanProcessor] | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    shutdown_timeout_millis: float | None = None,
-    allow_insecure_http: bool | None = None,
-) -> None:
-    """Set tcc up in code; every argument left out keeps its default (from the ``OTEL_*`` variables).
-
-    ``capture_content``, ``mask`` and ``run_timeout`` apply at any time. The others decide how tcc's
-    pipeline is built, so they must come before the first run, step or tool call; after it, the same
-    values are accepted and different ones raise RuntimeError, changing nothing.
-
-    >>> tcc.configure(service_name="support-bot", endpoint="https://otel.example.com", api_key="...")
-    """
-    _check_str(service_name, "service_name")
-    _check_str(api_key, "api_key")
-    check_url(endpoint, "configure(endpoint=...)")
-    if headers is not None and (
-        not isinstance(headers, Mapping)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-    ):
-        raise TypeError("[TCC] configure(headers=...) expects a dict of str to str")
-    for flag, name in ((capture_content, "capture_content"), (allow_insecure_http, "allow_insecure_http")):
-        checks.optional_bool(flag, f"configure({name}=...)")
-    if not isinstance(mask, _Unset) and mask is not None and not callable(mask):
-        raise TypeError(
-            f"[TCC] configure(mask=...) expects a function str -> str or None, got {checks.show(mask)}"
-        )
-    timeout = checks.seconds(run_timeout, "configure(run_timeout=...)")
-    if shutdown_timeout_millis is not None and (
-        isinstance(shutdown_timeout_millis, bool)
-        or not isinstance(shutdown_timeout_millis, int | float)
-        or not math.isfinite(shutdown_timeout_millis)
-        or shutdown_timeout_millis < 0
-    ):
-        raise ValueError(
-            "[TCC] configure(shutdown_timeout_millis=...) expects a number >= 0, "
-            f"got {checks.show(shutdown_timeout_millis)}"
-        )
-    if span_processors is not None and (
-        not isinstance(span_processors, Sequence)
-        or not all(isinstance(p, SdkSpanProcessor) for p in span_processors)
-    ):
-        raise TypeError("[TCC] configure(span_processors=...) expects a list of OpenTelemetry SpanProcessors")
-    if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
-        raise TypeError("[TCC] configure(tracer_provider=...) expects an OpenTelemetry TracerProvider")
-    if tracer_provider is not None and span_processors:
-        raise ValueError(
-            "[TCC] configure(span_processors=...) adds processors to tcc's own provider; with "
-            "tracer_provider=..., add them to that provider instead"
-        )
-
-    global _config
-    with _lock:
-        changes: dict[str, object] = {
-            name: value
-            for name, value in (
-                ("service_name", service_name),
-                ("endpoint", endpoint),
-                ("headers", dict(headers) if headers is not None else None),
-                ("api_key", api_key),
-                ("span_processors", tuple(span_processors) if span_processors is not None else None),
-                ("tracer_provider", tracer_provider),
-                ("shutdown_timeout_millis", shutdown_timeout_millis),
-                ("allow_insecure_http", allow_insecure_http),
-            )
-            if value is not None
-        }
-        new = replace(_config, **changes)  # type: ignore[arg-type]
-        if endpoint is not None or api_key is not None or allow_insecure_http is not None:
-            reason = insecure_reason(_default_destination(new), new)
-            if reason is not None:
-                raise ValueError(f"[TCC] configure(): {reason}")
-        if _pipeline is not None and new != _config:
-            differing = sorted(name for name in changes if getattr(new, name) != getattr(_config, name))
-            raise RuntimeError(
-                f"[TCC] configure({', '.join(f'{n}=...' for n in differing)}) must come before the first "
-                "run, step or tool call: tcc's pipeline is already built. Call configure() at startup."
-            )
-        _config = new
-        # Everything is checked: from here on nothing can fail, so nothing half-applies.
-        if capture_content is not None:
-            settings.capture_content = capture_content
-        if not isinstance(mask, _Unset):
-            settings.mask = mask
-        if timeout is not None:
-            settings.run_timeout = timeout
 
 
 def reset_for_tests() -> None:
     """Forget configure() and the pipeline (tests only)."""
-    global _config, _pipeline
+    global _pipeline
     with _lock:
-        _config = Config()
         _pipeline = None
-        settings.run_timeout = 20 * 60.0
-        settings.capture_content = _env_content_capture()
-        settings.mask = None
-        settings.value_limit = _content.value_limit_from_env()
+        _settings.reset()
 
 
-# --- lifecycle --------------------------------------------------------------------------------------------
+# --- flush, shutdown, stats, exit ------------------------------------------------------------------------
 
 
 def _at_exit() -> None:
@@ -669,7 +411,7 @@ def shutdown() -> None:
         pipeline = _pipeline
         owned = pipeline.owned_pipelines() if pipeline is not None else []
         retired = tuple(p.processor for p in owned if p.processor is not None)
-        _set(Pipeline(tracer=trace.NoOpTracer(), config=_config, retired=retired))
+        _set(Pipeline(tracer=trace.NoOpTracer(), config=_settings.config, retired=retired))
     if pipeline is None:
         return
     for own in pipeline.owned_pipelines():
@@ -679,8 +421,7 @@ def shutdown() -> None:
         force_flush = getattr(pipeline.provider, "force_flush", None)
         if force_flush is not None:
             # The service's provider stays up; tcc waits for it no longer than for its own.
-            limit = _shutdown_timeout_millis(pipeline.config)
-            limit = _DEFAULT_SHUTDOWN_TIMEOUT_MILLIS if limit is None else limit
+            limit = pipeline.config.shutdown_millis()
             _bounded(lambda: force_flush(int(limit)), limit)
 
 
@@ -725,32 +466,3 @@ def _processors_on(provider: trace.TracerProvider) -> list[SpanProcessor]:
             if isinstance(children, tuple | list):
                 pending.extend(children)
     return found
-
-
-# --- kept from contextcompany 2.0.0, whose __all__ exported them ------------------------------------
-
-
-def get_api_key(api_key: str | None = None) -> str:
-    """The API key tcc sends as ``Authorization: Bearer``: ``api_key``, else ``TCC_API_KEY``.
-
-    Raises ValueError when neither is set (as in 2.0.0). tcc itself sends without a key then.
-
-    >>> get_api_key("tcc_live_123")
-    'tcc_live_123'
-    """
-    key = api_key or _config.api_key or os.environ.get("TCC_API_KEY")
-    if not key:
-        raise ValueError("[TCC] No API key: set the TCC_API_KEY environment variable or pass api_key=...")
-    return key
-
-
-def get_url(path: str, api_key: str | None = None) -> str:
-    """``path`` joined to the OTLP base endpoint (``configure(endpoint=)``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
-    else the OTLP default). ``api_key`` is accepted for compatibility with 2.0.0 and changes nothing.
-
-    >>> get_url("/v1/traces")
-    'http://localhost:4318/v1/traces'
-    """
-    base = _config.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _DEFAULT_ENDPOINT
-    base = base.rstrip("/").removesuffix("/v1/traces")
-    return base + "/" + path.lstrip("/")

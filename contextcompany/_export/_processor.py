@@ -1,0 +1,217 @@
+"""The tcc span processor: the enrichment stages in front of a batching exporter.
+
+    >>> provider.add_span_processor(SpanProcessor(OTLPSpanExporter()))  # instead of BatchSpanProcessor(...)
+
+It joins the two halves of this package: ``_stages`` (the rule guard, pricing, roll-up: plain callables
+over an ``Edit``) and ``_batcher`` (the queue and the export worker). On the caller's thread, ``on_start``
+notes the span as open for the roll-up and ``on_end`` appends it to the batcher's bounded queue; that is
+all. On the export worker, each span passes through the stages and goes to its destination's exporter.
+
+Why the enrichment runs on the worker and not in ``on_end``: pricing with genai-prices costs 100-230 µs
+a call and its first import about half a second, more than a whole span costs the caller. On the worker
+it costs the caller nothing, and spans arrive there in the order they ended (a run's steps before the
+run), which is all the roll-up needs.
+
+Why not the SDK's ``BatchSpanProcessor``: its ``force_flush`` ignores its timeout and ``shutdown`` waits up
+to 30 s, so a hung collector would hang ``tcc.flush()`` and interpreter exit; it logs each dropped span;
+and it counts nothing the application can read. This one bounds both waits, counts exports, drops
+and failures (``stats()``), and keeps the SDK's behaviour otherwise: the same ``OTEL_BSP_*`` settings,
+oldest spans dropped first when the queue is full, a fresh worker after ``fork()``, instrumentation
+suppressed while exporting.
+
+Threads: ``on_start``, ``on_end`` and ``route`` run on the caller's thread and stay cheap; ``_prepare``
+and ``_exporter_for_key`` run on the export worker; ``force_flush``, ``shutdown`` and ``stats`` on any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import ReadableSpan, Span
+from opentelemetry.sdk.trace import SpanProcessor as _SdkSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from contextcompany import _diag as diag
+from contextcompany import _forksafe as forksafe
+from contextcompany import _settings
+
+from ._batcher import Batcher, Stats, approximate_size
+from ._stages import Edit, Pricing, RollUp, Stage, StepRule
+
+__all__ = ["SpanProcessor", "Stats"]
+
+_BSP: Final = {
+    "max_queue_size": _settings.BSP_MAX_QUEUE_SIZE,
+    "schedule_delay_millis": _settings.BSP_SCHEDULE_DELAY,
+    "max_export_batch_size": _settings.BSP_MAX_EXPORT_BATCH_SIZE,
+}
+
+
+def _batching(value: float | None, name: str) -> float:
+    """An explicit batching setting (which must be positive, as the SDK's BatchSpanProcessor requires),
+    else its ``OTEL_BSP_*`` variable, else the SDK's default."""
+    if value is None:
+        return _BSP[name].get()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"[TCC] SpanProcessor({name}=...) expects a number > 0, got {value!r}")
+    return value
+
+
+class SpanProcessor(_SdkSpanProcessor):
+    """Prices, checks and rolls up GenAI spans, then exports them in batches off the caller's thread.
+
+    Use it wherever you would use the SDK's ``BatchSpanProcessor``:
+
+        provider.add_span_processor(tcc.SpanProcessor(OTLPSpanExporter()))
+
+    The queue, batch size and delay default to the ``OTEL_BSP_*`` environment variables.
+    ``shutdown_timeout_millis`` bounds ``shutdown()`` (and so interpreter exit) even when the
+    collector hangs; spans still queued then are counted as dropped.
+
+    ``exporter_for`` lets single spans go elsewhere: ``route(span, key)`` sends that span to the
+    exporter ``exporter_for(key)`` made (once per key) instead of ``exporter``.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int | None = None,
+        schedule_delay_millis: float | None = None,
+        max_export_batch_size: int | None = None,
+        shutdown_timeout_millis: float | None = None,
+        stages: Sequence[Stage] | None = None,
+        exporter_for: Callable[[Hashable], SpanExporter] | None = None,
+    ) -> None:
+        self._exporter = exporter
+        self._exporter_for = exporter_for
+        self._exporters: dict[Hashable, SpanExporter | None] = {}
+        self._routes: dict[
+            int, Hashable
+        ] = {}  # span id -> destination key: set by route(), popped by the worker
+        max_queue = int(_batching(max_queue_size, "max_queue_size"))
+        delay = _batching(schedule_delay_millis, "schedule_delay_millis")
+        batch = int(_batching(max_export_batch_size, "max_export_batch_size"))
+        if shutdown_timeout_millis is not None and not shutdown_timeout_millis >= 0:
+            raise ValueError(
+                f"[TCC] SpanProcessor(shutdown_timeout_millis=...) expects a number >= 0, "
+                f"got {shutdown_timeout_millis!r}"
+            )
+        if shutdown_timeout_millis is None:
+            # The declared default, not the variable: TCC_SHUTDOWN_TIMEOUT_MILLIS is for tcc's own pipeline,
+            # which passes it here.
+            shutdown_timeout_millis = _settings.SHUTDOWN_TIMEOUT_MILLIS.default
+        self._roll_up = RollUp()
+        self._stages: tuple[Stage, ...] = (
+            tuple(stages) if stages is not None else (StepRule(), Pricing(), self._roll_up)
+        )
+        self._once = diag.Once()  # internal errors: once per processor, with the traceback
+        self._batcher = Batcher(
+            self._prepare,
+            self._exporter_for_key,
+            self._forget,
+            max_queue=max_queue,
+            max_batch=batch,
+            delay_seconds=delay / 1000,
+            shutdown_seconds=shutdown_timeout_millis / 1000,
+        )
+        self._put = self._batcher.put  # on_end's one call, bound once
+        forksafe.after_fork(self._forget_the_parents_spans, forksafe.Phase.STATE, weak=True)
+
+    def _forget_the_parents_spans(self) -> None:
+        # The child's batcher starts empty: the parent's open spans and routes are not the child's.
+        self._roll_up.reset()
+        self._routes = {}
+
+    # -- the caller's side: must stay cheap and never block on I/O --
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        self._roll_up.on_start(span)
+
+    def route(self, span: trace_api.Span, key: Hashable) -> None:
+        """Send ``span`` to the exporter for ``key`` (see ``exporter_for``) once it ends."""
+        span_id = span.get_span_context().span_id
+        if span_id:
+            self._routes[span_id] = key  # one dict store; the worker pops it
+
+    def _forget(self, span: ReadableSpan) -> None:
+        """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
+        self._roll_up.forget(span)
+        if span.context is not None:
+            self._routes.pop(span.context.span_id, None)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            self._forget(span)
+            return
+        self._put(span)
+
+    # -- the worker --
+
+    def _prepare(self, span: ReadableSpan) -> tuple[Hashable, ReadableSpan, int]:
+        routes = self._routes
+        key = routes.pop(span.context.span_id, None) if routes and span.context is not None else None
+        ready, size = self._enrich(span)
+        return key, ready, size
+
+    def _exporter_for_key(self, key: Hashable) -> SpanExporter | None:
+        if key is None:
+            return self._exporter
+        if key not in self._exporters:
+            exporter = None
+            try:
+                if self._exporter_for is not None:
+                    exporter = self._exporter_for(key)
+            except Exception:
+                self._once.error(
+                    f"destination {key!r}", "contextcompany: could not create an exporter for %r", key
+                )
+            self._exporters[key] = exporter
+        return self._exporters[key]
+
+    def _enrich(self, span: ReadableSpan) -> tuple[ReadableSpan, int]:
+        """The span as the stages leave it, and its approximate size in a request."""
+        try:
+            edit = Edit(span)
+        except Exception:
+            self._once.error("edit", "contextcompany: could not read the attributes of span %r", span.name)
+            return span, approximate_size(span.name, {})
+        for stage in self._stages:
+            try:
+                stage(edit)
+            except Exception:
+                # A bug in a stage must never cost the span: it leaves as the other stages made it.
+                name = type(stage).__name__
+                self._once.error(name, "contextcompany: the %s stage failed on span %r", name, span.name)
+        size = approximate_size(span.name, edit.attributes)
+        try:
+            return edit.result(), size
+        except Exception:
+            self._once.error("result", "contextcompany: could not build the enriched span %r", span.name)
+            return span, size
+
+    # -- lifecycle --
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export everything queued so far. True when it was all delivered within the timeout; False when
+        the timeout passed first, or some of it could not be delivered (see ``stats()``)."""
+        return self._batcher.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Export what is queued, then stop; waits at most the shutdown timeout."""
+        if not self._batcher.shutdown(None if timeout_millis is None else timeout_millis / 1000):
+            return
+        for exporter in (self._exporter, *self._exporters.values()):
+            if exporter is None:
+                continue
+            try:
+                exporter.shutdown()
+            except Exception:
+                self._once.error("exporter.shutdown", "contextcompany: an exporter failed to shut down")
+
+    def stats(self) -> Stats:
+        return self._batcher.stats()
