@@ -31,7 +31,6 @@ metric attribute, even one passed by mistake as a model or agent name.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,19 +38,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    MetricExporter,
-    MetricExportResult,
-    MetricsData,
-)
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.resources import Resource
 
 from . import _diag as diag
 from . import _forksafe as forksafe
@@ -298,152 +293,6 @@ _METRICS_PATH: Final = "/v1/metrics"
 _DEFAULT_INTERVAL_MILLIS: Final = 60_000.0
 
 
-def enabled_from_env(raw: str | None) -> bool:
-    """``OTEL_METRICS_EXPORTER``: tcc exports its own metrics over OTLP unless it says ``none``.
-
-    Only ``otlp`` is built in; a list naming other exporters (``console``, ``prometheus``) is told once
-    that tcc exports over OTLP only, and still exports there when it names ``otlp`` too.
-    """
-    names = {name.strip().lower() for name in (raw or "").split(",") if name.strip()} or {"otlp"}
-    if names == {"none"}:
-        return False
-    unsupported = sorted(names - {"otlp", "none"})
-    if unsupported:
-        diag.warn_once(
-            "metrics-exporter",
-            "contextcompany: OTEL_METRICS_EXPORTER=%r: tcc's own metrics go over OTLP only; %s is not built "
-            "in (set a global MeterProvider with that exporter and tcc records on it)",
-            raw,
-            ", ".join(unsupported),
-        )
-    return "otlp" in names
-
-
-def metrics_endpoint(signal: str | None, base: str | None) -> str:
-    """The OTLP metrics URL: ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` as is, else the base endpoint
-    (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``configure(endpoint=)``, a traces URL's base too) + /v1/metrics.
-
-    >>> metrics_endpoint(None, "https://collector.example.com:4318/v1/traces")
-    'https://collector.example.com:4318/v1/metrics'
-    """
-    if signal:
-        return signal
-    root = (base or _DEFAULT_ENDPOINT).rstrip("/").removesuffix("/v1/traces")
-    return root + _METRICS_PATH
-
-
-def interval_from_env(raw: str | None) -> float:
-    """``OTEL_METRIC_EXPORT_INTERVAL`` in milliseconds (a positive number), else the SDK's 60 s."""
-    if raw is None or not raw.strip():
-        return _DEFAULT_INTERVAL_MILLIS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        diag.warn_once(
-            "metric-interval",
-            "contextcompany: OTEL_METRIC_EXPORT_INTERVAL=%r is not a number of milliseconds > 0; using %d",
-            raw,
-            int(_DEFAULT_INTERVAL_MILLIS),
-        )
-        return _DEFAULT_INTERVAL_MILLIS
-    return value
-
-
-def temporality_from_env(raw: str | None) -> dict[type, AggregationTemporality]:
-    """``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``: cumulative (default), delta or lowmemory,
-    with the meanings the OpenTelemetry specification gives them."""
-    from opentelemetry.sdk.metrics import (  # noqa: PLC0415  (the metrics SDK only once metrics are built)
-        Counter,
-        Histogram,
-        ObservableCounter,
-        ObservableGauge,
-        ObservableUpDownCounter,
-        UpDownCounter,
-    )
-
-    cumulative, delta = AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA
-    preference = (raw or "").strip().lower() or "cumulative"
-    if preference not in ("cumulative", "delta", "lowmemory"):
-        diag.warn_once(
-            "metric-temporality",
-            "contextcompany: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=%r is not cumulative, delta "
-            "or lowmemory; using cumulative",
-            raw,
-        )
-        preference = "cumulative"
-    sums = delta if preference in ("delta", "lowmemory") else cumulative
-    return {
-        Counter: sums,
-        Histogram: sums,
-        ObservableCounter: delta if preference == "delta" else cumulative,
-        UpDownCounter: cumulative,
-        ObservableUpDownCounter: cumulative,
-        ObservableGauge: cumulative,
-    }
-
-
-class LazyExporter(MetricExporter):
-    """The OTLP/HTTP metrics exporter, built on the reader's thread at its first export (and again in a
-    forked child, which must not share the parent's pooled connections).
-
-    Building it imports requests and opens a session, which the first record on the caller's thread
-    should not pay. ``make`` is called with no arguments and returns the real exporter.
-    """
-
-    def __init__(
-        self, make: Callable[[], MetricExporter], preferred_temporality: dict[type, AggregationTemporality]
-    ) -> None:
-        super().__init__(preferred_temporality=preferred_temporality)
-        self._make = make
-        self._exporter: MetricExporter | None = None
-        self._pid = os.getpid()
-
-    def _get(self) -> MetricExporter:
-        if self._exporter is None or self._pid != os.getpid():
-            with forksafe.importing():  # a fork must not split the imports its first use does
-                self._exporter, self._pid = self._make(), os.getpid()
-        return self._exporter
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        return self._get().export(metrics_data, timeout_millis=timeout_millis)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if self._exporter is not None and self._pid == os.getpid():
-            self._exporter.shutdown(timeout_millis=timeout_millis)
-
-
-def otlp_exporter(endpoint: str, headers: Mapping[str, str] | None) -> MetricExporter:
-    """The standard OTLP/HTTP metrics exporter; ``OTEL_EXPORTER_OTLP_METRICS_HEADERS`` / ``_TIMEOUT`` /
-    ``_COMPRESSION`` / certificates are still read by it."""
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
-        OTLPMetricExporter,
-    )
-
-    return OTLPMetricExporter(endpoint=endpoint, headers=dict(headers) if headers else None)
-
-
-def own_provider(
-    exporter: MetricExporter, *, interval_millis: float, resource: Resource | None = None
-) -> SdkMeterProvider:
-    """tcc's own MeterProvider: a periodic reader (its own thread) over ``exporter``. Not set globally, so
-    it never fights the service for that slot; not shut down by the SDK at exit, which tcc does within its
-    own bound."""
-    from opentelemetry.sdk.metrics import MeterProvider as SdkProvider  # noqa: PLC0415
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: PLC0415
-
-    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_millis)
-    return SdkProvider(
-        metric_readers=[reader], resource=resource or Resource.create(), shutdown_on_exit=False
-    )
-
-
 def host_provider(explicit: MeterProvider | None) -> MeterProvider | None:
     """The service's MeterProvider: ``configure(meter_provider=)``, else one set globally, else None."""
     if explicit is not None:
@@ -520,9 +369,14 @@ class MetricsStage:
             agent = self._agents.pop(context.span_id, None)
         elif parent is not None:
             agent = self._agents.get(parent.span_id)
+        self.record(edit, agent=agent)
+
+    def record(self, edit: Any, *, agent: str | None) -> None:
+        """Record the metrics of the span an Edit holds, as the stages before this one left it."""
         recorder = self.recorder()
         if recorder is None:
             return
+        span = edit.span
         status = edit.status if edit.status is not None else span.status
         scope = span.instrumentation_scope
         recorder.record(
@@ -533,6 +387,40 @@ class MetricsStage:
             own=scope is not None and scope.name == sc.INSTRUMENTATION_NAME,
             agent=agent,
         )
+
+
+# --- records whose span was not sampled ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Unsampled:
+    """What a tcc record hands its span processor when its span was not sampled: enough to price it
+    and count it in the metrics on the worker. Made on the caller's thread from what the record already
+    has (no copy): the final attributes, the times, the status, and the agent (its run's name)."""
+
+    name: str
+    attributes: Mapping[str, Any]
+    start_ns: int | None
+    end_ns: int
+    error: bool
+    agent: str | None = None
+
+
+_SCOPE: Final = InstrumentationScope(sc.INSTRUMENTATION_NAME)
+_OK: Final = Status(StatusCode.UNSET)
+_ERROR: Final = Status(StatusCode.ERROR)
+
+
+def unsampled_span(record: Unsampled) -> ReadableSpan:
+    """An ended span made from a record that has none, for the stages (on the worker; never exported)."""
+    return ReadableSpan(
+        name=record.name,
+        attributes=record.attributes,
+        status=_ERROR if record.error else _OK,
+        start_time=record.start_ns if record.start_ns is not None else record.end_ns,
+        end_time=record.end_ns,
+        instrumentation_scope=_SCOPE,
+    )
 
 
 # --- the process's metrics: one recorder, on the service's meter or on tcc's own -----------------------
@@ -547,10 +435,13 @@ class Plan:
     endpoint: str = _DEFAULT_ENDPOINT + _METRICS_PATH
     headers: Mapping[str, str] = field(default_factory=dict)
     interval_millis: float = _DEFAULT_INTERVAL_MILLIS
-    temporality: str | None = None
+    temporality: str = "cumulative"  # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
     resource: Resource | None = None
     refused: str | None = None  # why tcc must not send there (an API key over plain http), if it must not
     version: str = ""  # tcc's version, the meter's (instrumentation scope's) version
+    # Builds tcc's own provider for this plan (``_meter.own_provider``, which the pipeline passes so that
+    # this module never imports the metrics SDK); None: tcc builds none.
+    own: Callable[[Plan], SdkMeterProvider] | None = None
 
 
 class Metrics:
@@ -604,11 +495,9 @@ class Metrics:
                 plan.refused,
             )
             return None
-        endpoint, headers = plan.endpoint, dict(plan.headers)
-        exporter = LazyExporter(
-            lambda: otlp_exporter(endpoint, headers), temporality_from_env(plan.temporality)
-        )
-        self._own = own_provider(exporter, interval_millis=plan.interval_millis, resource=plan.resource)
+        if plan.own is None:
+            return None
+        self._own = plan.own(plan)
         return recorder_for(self._own, version)
 
     def flush(self, timeout_millis: float) -> bool:

@@ -33,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -46,7 +47,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _forksafe as forksafe
-from . import _ids, _settings
+from . import _ids, _metrics, _settings
 from . import _semconv as sc
 from ._destinations import Destination, default_destination, insecure_reason
 from ._export import SpanProcessor, Stats
@@ -344,6 +345,56 @@ def reset_for_tests() -> None:
     with _lock:
         _pipeline = None
         _settings.reset()
+    _metrics.shared.reset()
+
+
+# --- metrics -----------------------------------------------------------------------------------------------
+
+
+def _own_meter(plan: _metrics.Plan) -> Any:
+    from . import _meter  # noqa: PLC0415  (the metrics SDK, imported on the export worker when first needed)
+
+    return _meter.own_provider(plan)
+
+
+def metrics_plan() -> _metrics.Plan:
+    """Where the process's metrics go (``_metrics.shared`` asks on the export worker, once): the service's
+    MeterProvider (configure, else the global one), else tcc's own to the metrics URL with the same key
+    and headers as the spans, unless OTEL_METRICS_EXPORTER or OTEL_SDK_DISABLED says otherwise."""
+    config = _settings.config
+    host = _metrics.host_provider(config.meter_provider)
+    enabled = not _settings.SDK_DISABLED.get() and _settings.METRICS_EXPORTER.get()
+    endpoint = config.metrics_url()
+    key = config.key()
+    headers = dict(config.headers)
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    pipeline = _pipeline
+    resource = getattr(pipeline.provider, "resource", None) if pipeline is not None else None
+    if not isinstance(resource, Resource):
+        resource = Resource.create()
+        if config.service_name is not None:
+            resource = resource.merge(Resource({SERVICE_NAME: config.service_name}))
+    return _metrics.Plan(
+        host=host,
+        enabled=enabled,
+        endpoint=endpoint,
+        headers=headers,
+        interval_millis=_settings.METRIC_EXPORT_INTERVAL.get(),
+        temporality=_settings.METRICS_TEMPORALITY.get(),
+        resource=resource,
+        refused=_settings.exposure(endpoint, key, config.insecure_http_allowed()),
+        version=_VERSION,
+        own=_own_meter,
+    )
+
+
+_metrics.shared.planner = metrics_plan
+
+# At exit, metrics keep this share of the bound (at most 500 ms): they are recorded by the span worker, so
+# they are collected after it, and a hung traces collector must not leave them no time at all.
+_METRICS_SHARE: Final = 0.2
+_METRICS_SHARE_MAX_MILLIS: Final = 500.0
 
 
 # --- flush, shutdown, stats, exit ------------------------------------------------------------------------
@@ -357,16 +408,33 @@ def _at_exit() -> None:
             logger.exception("contextcompany: an exit hook failed")
     pipeline = _pipeline
     if pipeline is not None:
-        for own in pipeline.owned_pipelines():
-            # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
-            if isinstance(own.provider, TracerProvider):
-                own.provider.shutdown()
+        _shutdown_within(pipeline, pipeline.config.shutdown_millis())
+
+
+def _shutdown_within(pipeline: Pipeline, bound_millis: float) -> None:
+    """Shut tcc's own providers down, spans then metrics, all within ``bound_millis``.
+
+    The spans' worker records the metrics of what it processes, so the metrics are collected after it;
+    they keep a small share of the bound, so a hung traces collector still leaves them time.
+    """
+    deadline = time.monotonic() + bound_millis / 1000
+    reserve = min(bound_millis * _METRICS_SHARE, _METRICS_SHARE_MAX_MILLIS)
+    for own in pipeline.owned_pipelines():
+        # Bounded: SpanProcessor.shutdown waits at most the time given, even for a hung collector.
+        if own.processor is not None:
+            left = max((deadline - time.monotonic()) * 1000 - reserve, 0.0)
+            own.processor.shutdown(timeout_millis=left)
+        if isinstance(own.provider, TracerProvider):
+            own.provider.shutdown()
+    left = max((deadline - time.monotonic()) * 1000, reserve if bound_millis > 0 else 0.0)
+    _bounded(lambda: _metrics.shared.shutdown(left), left)
 
 
 def flush(timeout_millis: int) -> bool:
     pipeline = _pipeline
     if pipeline is None:
         return True
+    deadline = time.monotonic() + timeout_millis / 1000
     ok = True
     for provider in {
         id(p.provider): p.provider for p in (pipeline, pipeline.routing) if p is not None
@@ -374,7 +442,9 @@ def flush(timeout_millis: int) -> bool:
         force_flush: Callable[[int], object] | None = getattr(provider, "force_flush", None)
         if force_flush is not None:
             ok = _bounded(functools.partial(force_flush, timeout_millis), timeout_millis) and ok
-    return ok
+    # Then the metrics, which the span worker has just recorded, in what is left of the time.
+    left = max((deadline - time.monotonic()) * 1000, 0.0)
+    return _bounded(lambda: _metrics.shared.flush(left), left) and ok
 
 
 def _bounded(flush: Callable[[], object], timeout_millis: float) -> bool:
@@ -414,9 +484,7 @@ def shutdown() -> None:
         _set(Pipeline(tracer=trace.NoOpTracer(), config=_settings.config, retired=retired))
     if pipeline is None:
         return
-    for own in pipeline.owned_pipelines():
-        if isinstance(own.provider, TracerProvider):
-            own.provider.shutdown()
+    _shutdown_within(pipeline, pipeline.config.shutdown_millis())
     if not pipeline.owned and pipeline.provider is not None:
         force_flush = getattr(pipeline.provider, "force_flush", None)
         if force_flush is not None:

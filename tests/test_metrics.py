@@ -297,54 +297,69 @@ def test_no_id_or_content_can_become_a_metric_attribute(meter: tuple[Recorder, I
     assert _metrics.OTHER in seen_per_key[sc.REQUEST_MODEL]
 
 
-def test_metrics_exporter_setting() -> None:
-    assert _metrics.enabled_from_env(None)
-    assert _metrics.enabled_from_env("")
-    assert _metrics.enabled_from_env("otlp")
-    assert not _metrics.enabled_from_env("none")
-    assert not _metrics.enabled_from_env(" None ")
+def test_metrics_exporter_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextcompany import _settings
+
+    for raw, enabled in [(None, True), ("", True), ("otlp", True), ("none", False), (" None ", False)]:
+        if raw is None:
+            monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_METRICS_EXPORTER", raw)
+        assert _settings.METRICS_EXPORTER.get() is enabled, raw
 
 
 def test_an_exporter_tcc_does_not_build_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    from contextcompany import _settings
+
     with caplog.at_level(logging.WARNING, logger="contextcompany"):
-        assert not _metrics.enabled_from_env("prometheus")
-        assert _metrics.enabled_from_env("console,otlp")
+        assert not _settings._metrics_exporter("prometheus")
+        assert _settings._metrics_exporter("console,otlp")
     assert "OTLP only" in caplog.text
 
 
-def test_metrics_endpoint() -> None:
-    assert _metrics.metrics_endpoint(None, None) == "http://localhost:4318/v1/metrics"
+def test_metrics_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextcompany._settings import Config
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert Config().metrics_url() == "http://localhost:4318/v1/metrics"
     assert (
-        _metrics.metrics_endpoint(None, "https://c.example.com:4318/")
-        == "https://c.example.com:4318/v1/metrics"
+        Config(endpoint="https://c.example.com/v1/traces").metrics_url() == "https://c.example.com/v1/metrics"
     )
-    assert (
-        _metrics.metrics_endpoint(None, "https://c.example.com/v1/traces")
-        == "https://c.example.com/v1/metrics"
-    )
-    assert _metrics.metrics_endpoint("https://m.example.com/custom", "https://c.example.com") == (
-        "https://m.example.com/custom"
-    )
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c.example.com:4318/")
+    assert Config().metrics_url() == "https://c.example.com:4318/v1/metrics"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "https://m.example.com/custom")
+    assert Config().metrics_url() == "https://m.example.com/custom"
 
 
-def test_export_interval_setting(caplog: pytest.LogCaptureFixture) -> None:
-    assert _metrics.interval_from_env(None) == 60_000
-    assert _metrics.interval_from_env("250") == 250
+def test_export_interval_setting(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from contextcompany import _settings
+
+    monkeypatch.delenv("OTEL_METRIC_EXPORT_INTERVAL", raising=False)
+    assert _settings.METRIC_EXPORT_INTERVAL.get() == 60_000
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "250")
+    assert _settings.METRIC_EXPORT_INTERVAL.get() == 250
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "-5")
     with caplog.at_level(logging.WARNING, logger="contextcompany"):
-        assert _metrics.interval_from_env("-5") == 60_000
+        assert _settings.METRIC_EXPORT_INTERVAL.get() == 60_000
     assert "OTEL_METRIC_EXPORT_INTERVAL" in caplog.text
 
 
-def test_temporality_preference() -> None:
+def test_temporality_preference(monkeypatch: pytest.MonkeyPatch) -> None:
     from opentelemetry.sdk.metrics import Counter, Histogram, UpDownCounter
 
-    cumulative = _metrics.temporality_from_env(None)
+    from contextcompany import _meter, _settings
+
+    cumulative = _meter.temporality("cumulative")
     assert cumulative[Counter] is AggregationTemporality.CUMULATIVE
-    delta = _metrics.temporality_from_env("DELTA")
+    delta = _meter.temporality("delta")
     assert delta[Counter] is delta[Histogram] is AggregationTemporality.DELTA
     assert delta[UpDownCounter] is AggregationTemporality.CUMULATIVE
-    assert _metrics.temporality_from_env("lowmemory")[Histogram] is AggregationTemporality.DELTA
-    assert _metrics.temporality_from_env("weekly")[Counter] is AggregationTemporality.CUMULATIVE
+    assert _meter.temporality("lowmemory")[Histogram] is AggregationTemporality.DELTA
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "DELTA")
+    assert _settings.METRICS_TEMPORALITY.get() == "delta"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "weekly")
+    assert _settings.METRICS_TEMPORALITY.get() == "cumulative"
 
 
 def test_a_host_meter_provider_is_found_only_once_set() -> None:
@@ -394,7 +409,7 @@ def _span(
 def test_the_stage_records_after_pricing_under_the_runs_agent(
     meter: tuple[Recorder, InMemoryMetricReader],
 ) -> None:
-    from contextcompany._processor import Edit, Pricing, StepRule
+    from contextcompany._export._stages import Edit, Pricing, StepRule
 
     recorder, reader = meter
     stage = _metrics.MetricsStage(lambda: recorder)
@@ -440,7 +455,7 @@ def test_the_stage_records_after_pricing_under_the_runs_agent(
 
 
 def test_the_stage_makes_its_recorder_once_and_records_nothing_when_off() -> None:
-    from contextcompany._processor import Edit
+    from contextcompany._export._stages import Edit
 
     made: list[int] = []
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
-from contextcompany import _metrics
+from contextcompany import _meter, _metrics
 from contextcompany import _semconv as sc
 from tests.reliability.collector import FaultyCollector
 
@@ -24,11 +24,13 @@ def collector() -> Iterator[FaultyCollector]:
 def _own(
     collector: FaultyCollector, interval_millis: float = 60_000, temporality: str | None = None
 ) -> tuple[MeterProvider, _metrics.Recorder]:
-    endpoint = _metrics.metrics_endpoint(None, collector.endpoint)
-    exporter = _metrics.LazyExporter(
-        lambda: _metrics.otlp_exporter(endpoint, {"x-test": "1"}), _metrics.temporality_from_env(temporality)
+    plan = _metrics.Plan(
+        endpoint=collector.endpoint + "/v1/metrics",
+        headers={"x-test": "1"},
+        interval_millis=interval_millis,
+        temporality=temporality or "cumulative",
     )
-    provider = _metrics.own_provider(exporter, interval_millis=interval_millis)
+    provider = _meter.own_provider(plan)
     return provider, _metrics.recorder_for(provider, "test")
 
 
@@ -142,7 +144,9 @@ def test_the_process_metrics_follow_the_plan(
     # tcc's own, over OTLP/HTTP to the collector.
     own = _metrics.Metrics()
     own.planner = lambda: _metrics.Plan(
-        endpoint=collector.endpoint + "/v1/metrics", headers={"authorization": "Bearer k"}
+        endpoint=collector.endpoint + "/v1/metrics",
+        headers={"authorization": "Bearer k"},
+        own=_meter.own_provider,
     )
     recorder = own.recorder()
     assert recorder is not None

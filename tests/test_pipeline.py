@@ -243,7 +243,7 @@ def test_an_insecure_environment_drops_instead_of_raising(
 # --- the layers -------------------------------------------------------------------------------------------
 
 # Lowest first: each may import those before it, never those after it (nor the records above them all).
-LAYERS = ["_settings", "_destinations", "_export", "_pipeline"]
+LAYERS = ["_settings", "_destinations", "_metrics", "_export", "_meter", "_pipeline"]
 ABOVE_ALL = {"_records", "_api", "_import", "_decorators", "__main__", "dev"}
 
 
