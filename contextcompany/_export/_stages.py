@@ -22,7 +22,7 @@ be tested by calling it on an ``Edit``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -44,7 +44,7 @@ _USAGE_KEYS: Final = frozenset(
         sc.USAGE_REASONING_OUTPUT_TOKENS,
     }
 )
-_NO_USAGE: Final = Usage()
+_NO_USAGE: Final = Usage()  # shared: read, never changed (Usage has no setters; sums are new objects)
 
 
 class Edit:
@@ -210,7 +210,7 @@ class Pricing:
 class Totals:
     """What the LLM calls beneath one span add up to."""
 
-    usage: Usage = _NO_USAGE
+    usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     llm_calls: int = 0
     unpriced_llm_calls: int = 0
