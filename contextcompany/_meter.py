@@ -106,7 +106,8 @@ class LazyExporter(MetricExporter):
         if error is not None and not self._failing:
             self._failing = True
             logger.warning(
-                "contextcompany: exporting metrics failed (%s); they are dropped until exports succeed again",
+                "contextcompany: exporting metrics failed (%s); they are dropped until exports succeed again "
+                "(OTEL_METRICS_EXPORTER=none turns tcc's metrics off, for a collector that takes none)",
                 redact(error),
             )
         elif error is None and self._failing:
