@@ -442,9 +442,12 @@ def flush(timeout_millis: int) -> bool:
         force_flush: Callable[[int], object] | None = getattr(provider, "force_flush", None)
         if force_flush is not None:
             ok = _bounded(functools.partial(force_flush, timeout_millis), timeout_millis) and ok
-    # Then the metrics, which the span worker has just recorded, in what is left of the time.
+    # Then the metrics, which the span worker has just recorded, in what is left of the time. The result
+    # stays the spans' (a collector that takes no metrics is said once by the metrics exporter).
     left = max((deadline - time.monotonic()) * 1000, 0.0)
-    return _bounded(lambda: _metrics.shared.flush(left), left) and ok
+    if left > 0:
+        _bounded(lambda: _metrics.shared.flush(left), left)
+    return ok
 
 
 def _bounded(flush: Callable[[], object], timeout_millis: float) -> bool:

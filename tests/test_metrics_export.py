@@ -61,7 +61,7 @@ def test_own_provider_exports_the_instruments_over_otlp(collector: FaultyCollect
             "input": (300, 3),
             "output": (60, 3),
         }
-        assert collector.requests[-1].headers["x-test"] == "1"
+        assert collector.all_requests[-1].headers["x-test"] == "1"
     finally:
         provider.shutdown(timeout_millis=5_000)
 
@@ -84,7 +84,9 @@ def test_periodic_export_runs_on_its_own(collector: FaultyCollector) -> None:
     provider, recorder = _own(collector, interval_millis=100)
     try:
         recorder.record(_chat(1.0), 0, SECOND)
-        collector.wait_for_requests(lambda rs: any(r.metrics for r in rs if r.status == 200), timeout=10)
+        collector.wait_for_requests(
+            lambda rs: any(r.metrics for r in rs if r.status == 200), timeout=10, path="/v1/metrics"
+        )
     finally:
         provider.shutdown(timeout_millis=5_000)
 
@@ -153,7 +155,7 @@ def test_the_process_metrics_follow_the_plan(
     recorder.record(_chat(0.25), 0, SECOND)
     assert own.flush(10_000)
     assert sum(p.value for p in collector.metrics if p.name == "tcc.client.cost.usd") == pytest.approx(0.25)
-    assert collector.requests[-1].headers["authorization"] == "Bearer k"
+    assert collector.all_requests[-1].headers["authorization"] == "Bearer k"
     own.shutdown(5_000)
 
 

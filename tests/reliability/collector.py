@@ -465,7 +465,13 @@ class FaultyCollector:
 
     @property
     def requests(self) -> list[CollectorRequest]:
-        """Every request read so far, in order, whatever the answer."""
+        """Every traces request read so far, in order, whatever the answer."""
+        with self._lock:
+            return [r for r in self._requests if r.path == TRACES_PATH]
+
+    @property
+    def all_requests(self) -> list[CollectorRequest]:
+        """Every request read so far, traces and metrics, in order, whatever the answer."""
         with self._lock:
             return list(self._requests)
 
@@ -477,16 +483,19 @@ class FaultyCollector:
     @property
     def metrics(self) -> list[MetricPoint]:
         """The metric data points of the requests answered 200, in order."""
-        return [m for r in self.requests if r.status == 200 for m in r.metrics]
+        return [m for r in self.all_requests if r.status == 200 for m in r.metrics]
 
     def wait_for_requests(
-        self, predicate: Callable[[list[CollectorRequest]], bool], timeout: float = 10.0
+        self,
+        predicate: Callable[[list[CollectorRequest]], bool],
+        timeout: float = 10.0,
+        path: str = TRACES_PATH,
     ) -> list[CollectorRequest]:
-        """Block until ``predicate(requests)`` holds; TimeoutError after ``timeout`` seconds."""
+        """Block until ``predicate(requests to path)`` holds; TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                snapshot = list(self._requests)
+                snapshot = [r for r in self._requests if r.path == path]
                 if predicate(snapshot):
                     return snapshot
                 remaining = deadline - time.monotonic()
