@@ -7,7 +7,8 @@ import threading
 
 from . import _pipeline
 from ._export import Stats
-from ._records import Run, Step, ToolCall, current_run, current_step, known_run
+from ._records import Run, Step, ToolCall
+from ._registry import current_run, current_step, known_run
 
 
 def run(

@@ -27,8 +27,9 @@ from typing import Any, Final, ParamSpec, TypeVar, cast, overload
 from . import _diag as diag
 from . import _semconv as sc
 from ._api import tool_call
-from ._records import Run, current_run
+from ._records import Run
 from ._redact import REDACTED
+from ._registry import current_run
 
 logger = logging.getLogger("contextcompany")
 

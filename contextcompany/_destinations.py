@@ -14,7 +14,7 @@ to destinations. Everything here runs on the caller's thread, at the call that n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import _settings
 from ._settings import check_url, traces_endpoint
@@ -38,6 +38,9 @@ class Destination:
 
     endpoint: str
     api_key: str | None
+    # Where the endpoint came from, for messages ("OTEL_EXPORTER_OTLP_ENDPOINT", "configure(endpoint=...)",
+    # "tcc.run(tcc_url=...)", "the default"); not part of what makes two destinations the same.
+    source: str = field(default="", compare=False)
 
     def __repr__(self) -> str:  # never print the key
         return f"Destination({self.endpoint!r}, api_key={'set' if self.api_key else None})"
@@ -46,7 +49,7 @@ class Destination:
 def default_destination(config: _settings.Config | None = None) -> Destination:
     """Where spans without a destination of their own go, per ``config`` (default: the current one)."""
     config = config or _settings.config
-    return Destination(config.traces_url(), config.key())
+    return Destination(config.traces_url(), config.key(), config.traces_source())
 
 
 def insecure_reason(destination: Destination, config: _settings.Config | None = None) -> str | None:
@@ -72,6 +75,7 @@ def destination(api_key: str | None, tcc_url: str | None, call: str) -> Destinat
     dest = Destination(
         traces_endpoint(tcc_url) if tcc_url is not None else default.endpoint,
         api_key if api_key is not None else default.api_key,
+        f"{call}(tcc_url=...)" if tcc_url is not None else default.source,
     )
     reason = insecure_reason(dest)
     if reason is not None:

@@ -13,10 +13,11 @@ from the JSON payloads contextcompany 2.0.0 sent.
     ... )
     'run-42'
 
-Each call is all or nothing. The whole nested record is first built inside ``_pipeline.dry_run()``, through
-the same ``Run`` / ``Step`` / ``ToolCall`` setters the live API uses, so it is checked by the same code
-with the same messages; the first bad field raises (its path prepended: ``steps[1].completion_tokens:
-[TCC] s.tokens(completion=...) ...``) and nothing is sent. Only then is it built again for real.
+Each call is all or nothing, in two passes over the payload. The first checks every field of the whole
+nested record through the checks of ``_fields`` (the ones the setters use, so with the same messages)
+into plain checked values; the first bad field raises (its path prepended: ``steps[1].completion_tokens:
+[TCC] s.tokens(completion=...) ...``) and nothing is made. The second builds the records from the checked
+values, once, and ends them.
 
 Times are what ``tcc.run(start_time=...)`` takes (a datetime, naive read as UTC, or epoch ns) or an ISO
 8601 str such as ``"2025-01-01T12:00:00.123Z"``. A record without ``start_time`` starts at its parent's
@@ -31,12 +32,19 @@ import difflib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
+from opentelemetry.trace import StatusCode
+
 from . import _checks as checks
-from . import _pipeline
-from ._records import Run, Step, ToolCall, submit_feedback
+from . import _destinations
+from . import _feedback as feedback
+from . import _fields as fields
+from . import _registry as registry
+from ._fields import Field
+from ._records import Run, Step, ToolCall
 
 __all__ = ["send_run", "send_step", "send_tool_call"]
 
@@ -44,72 +52,20 @@ Time: TypeAlias = datetime | int | str | None
 Fields: TypeAlias = Mapping[str, Any]
 _Record: TypeAlias = Run | Step | ToolCall
 _Window: TypeAlias = tuple[int, int]  # (start, end) in epoch ns
+_Values: TypeAlias = list[tuple[Field, Any]]  # checked values, each with the field that stores it
 
-# The keys a nested dict may hold: the send_step / send_tool_call keywords minus api_key / tcc_url (the
-# destination is the run's). run_id is the run's: accepted only when it is the same, so 2.0.0 step and
-# tool call payloads (which carry it) nest as they are.
-_TOOL_CALL_KEYS: Final = frozenset(
-    {
-        "run_id",
-        "tool_call_id",
-        "tool_name",
-        "name",
-        "args",
-        "result",
-        "start_time",
-        "end_time",
-        "status_code",
-        "status_message",
-    }
-)
-_STEP_KEYS: Final = frozenset(
-    {
-        "run_id",
-        "step_id",
-        "prompt",
-        "response",
-        "model",
-        "model_requested",
-        "model_used",
-        "prompt_uncached_tokens",
-        "prompt_cached_tokens",
-        "completion_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "real_total_cost",
-        "finish_reason",
-        "tool_definitions",
-        "start_time",
-        "end_time",
-        "status_code",
-        "status_message",
-        "tool_calls",
-    }
-)
-_PROMPT_KEYS: Final = frozenset({"user_prompt", "system_prompt"})
-_FEEDBACK_KEYS: Final = frozenset({"score", "text"})
-
-# Field -> setter call, in the order they are applied. Token counts go one field per call, so an error
-# names the field that caused it (and reasoning <= completion is checked once both are known).
-_STEP_SETTERS: Final[tuple[tuple[str, Callable[[Step, Any], object]], ...]] = (
-    ("prompt", lambda s, v: s.prompt(v)),
-    ("response", lambda s, v: s.response(v)),
-    ("model", lambda s, v: s.model(v)),
-    ("model_requested", lambda s, v: s.model(requested=v)),
-    ("model_used", lambda s, v: s.model(used=v)),
-    ("prompt_uncached_tokens", lambda s, v: s.tokens(prompt_uncached=v)),
-    ("prompt_cached_tokens", lambda s, v: s.tokens(prompt_cached=v)),
-    ("cache_write_tokens", lambda s, v: s.tokens(cache_write=v)),
-    ("completion_tokens", lambda s, v: s.tokens(completion=v)),
-    ("reasoning_tokens", lambda s, v: s.tokens(reasoning=v)),
-    ("real_total_cost", lambda s, v: s.cost(v)),
-    ("finish_reason", lambda s, v: s.finish_reason(v)),
-    ("tool_definitions", lambda s, v: s.tool_definitions(v)),
-)
-_TOOL_CALL_SETTERS: Final[tuple[tuple[str, Callable[[ToolCall, Any], object]], ...]] = (
-    ("args", lambda tc, v: tc.args(v)),
-    ("result", lambda tc, v: tc.result(v)),
-)
+# The keys a nested dict may hold: a record's fields. run_id is the run's: accepted only when it is the
+# same, so 2.0.0 step and tool call payloads (which carry it) nest as they are. The destination
+# (api_key, tcc_url) is the run's.
+_TOOL_CALL_KEYS: Final = fields.names(fields.TOOL_CALL_FIELDS)
+_STEP_KEYS: Final = fields.names(fields.STEP_FIELDS)
+_PROMPT_KEYS: Final = fields.names(fields.PROMPT_FIELDS)
+_FEEDBACK_KEYS: Final = fields.names(fields.FEEDBACK_FIELDS)
+# What a setter stores, in the order the setters were called before: token counts one field each, so an
+# error names the field that caused it.
+_STEP_SETTERS: Final = tuple(f for f in fields.STEP_FIELDS if f.store is not None)
+_TOOL_CALL_SETTERS: Final = tuple(f for f in fields.TOOL_CALL_FIELDS if f.store is not None)
+_DESTINATION: Final = fields.DESTINATION_NAMES
 
 
 # --- where an error is ---------------------------------------------------------------------------------
@@ -134,7 +90,7 @@ class _at:  # noqa: N801  # reads as a phrase: `with _at("steps[1].prompt"): ...
     """Prefix TypeError/ValueError raised inside with ``path``. A constructor checks several fields at
     once; its messages name the parameter as ``(field=...)``, which ``fields`` maps back to a path.
 
-    A class rather than ``@contextmanager``: it wraps every field of every record, twice, and a
+    A class rather than ``@contextmanager``: it wraps every field of every record, and a
     generator-based context manager costs several times as much."""
 
     __slots__ = ("fields", "path")
@@ -223,182 +179,257 @@ def _window(data: Fields, path: str, call: str, var: str, parent: _Window) -> _W
     return start, end
 
 
-# --- building the records --------------------------------------------------------------------------
+# --- the first pass: check everything, into plain values ------------------------------------------------
 
 
-def _finish(record: _Record, data: Fields, path: str, end: int) -> None:
-    """Status and end time, then end() or, for status_code 2, error()."""
+@dataclass(slots=True)
+class _Ending:
+    """How a checked record ends: its window, and its status (code 2: error(message))."""
+
+    start: int
+    end: int
+    status: StatusCode
+    message: str | None
+
+
+@dataclass(slots=True)
+class _ToolCallIn:
+    tool_call_id: str
+    tool_name: str | None  # given to the constructor; a "name" is among the values
+    values: _Values
+    ending: _Ending
+
+
+@dataclass(slots=True)
+class _StepIn:
+    step_id: str
+    values: _Values
+    ending: _Ending
+    tool_calls: list[_ToolCallIn] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _RunIn:
+    run_id: str
+    session_id: str | None
+    conversational: bool | None
+    name: str | None
+    dest: _destinations.Destination | None
+    values: _Values
+    ending: _Ending
+    tool_calls: list[_ToolCallIn] = field(default_factory=list)
+    steps: list[_StepIn] = field(default_factory=list)
+    feedback: tuple[feedback.FeedbackScore | None, str | None] | None = None
+
+
+def _check(data: Fields, f: Field, path: str) -> Any:
+    """The field's checked value (None when not given), errors at ``path.name``."""
+    value = data.get(f.name)
+    if value is None:
+        return None
+    with _at(_join(path, f.name)):
+        return f.check(value, f.where)
+
+
+def _values(data: Fields, setters: tuple[Field, ...], path: str) -> _Values:
+    out: _Values = []
+    for f in setters:
+        value = _check(data, f, path)
+        if value is not None:
+            out.append((f, value))
+    return out
+
+
+def _ending(
+    data: Fields, path: str, window: _Window, record: tuple[str, str], missing: str | None
+) -> _Ending:
+    """Status and end time, checked as status(), end_time() and end() or error() check them."""
+    kind, var = record
     code = data.get("status_code")
     code = 0 if code is None else code
-    message = data.get("status_message")
     with _at(_join(path, "status_code")):
-        record.status(code)
-    if message is not None:
-        with _at(_join(path, "status_message")):
-            record.status(code, message)
-    with _at(_join(path, "end_time")):
-        record.end_time(end)
-    with _at(path):
-        if code == 2:
-            record.error(message or "")
-        else:
-            record.end()
+        status = checks.status_code(code, f"{var}.status")
+    with _at(_join(path, "status_message")):
+        message = checks.optional_text(data.get("status_message"), f"{var}.status(message=...)")
+    start, end = window
+    if end < start:
+        raise _invalid(_join(path, "end_time"), f"{var}.end_time(t=...) is before the {kind}'s start time")
+    if status is not StatusCode.ERROR and missing is not None:
+        error = fields.missing(kind, var, missing)
+        raise _located(error, path) if path else error
+    return _Ending(start, end, status, message)
 
 
-def _tool_call(
-    make: Callable[[str | None, str | None, int], ToolCall],
-    data: Fields,
-    path: str,
-    parent: _Window,
-    opened: list[_Record],
-) -> ToolCall:
-    start, end = _window(data, path, "tcc.tool_call", "tc", parent)
+def _tool_call_in(data: Fields, path: str, parent: _Window) -> _ToolCallIn:
+    window = _window(data, path, "tcc.tool_call", "tc", parent)
     tool_name, name = data.get("tool_name"), data.get("name")
     if tool_name is not None and name is not None and tool_name != name:
         raise _invalid(_join(path, "name"), f"tool_name {tool_name!r} and name {name!r} differ: give one")
-    with _at(path, ("run_id", "tool_call_id", "tool_name", "api_key", "tcc_url")):
-        tc = make(tool_name, data.get("tool_call_id"), start)
-    opened.append(tc)
-    if tool_name is None and name is not None:
-        with _at(_join(path, "name")):
-            tc.name(name)
-    for field, setter in _TOOL_CALL_SETTERS:
-        value = data.get(field)
-        if value is not None:
-            with _at(_join(path, field)):
-                setter(tc, value)
-    _finish(tc, data, path, end)
-    return tc
+    tool_call_id = _check(data, fields.TOOL_CALL_ID, path) or checks.uuid4()
+    checked_name = _check(data, fields.TOOL_NAME, path)
+    values = _values(data, _TOOL_CALL_SETTERS, path)
+    if checked_name is not None:  # tool_name= names it at the start; a "name" equal to it adds nothing
+        values = [(f, v) for f, v in values if f is not fields.NAME]
+    named = checked_name is not None or name is not None
+    ending = _ending(data, path, window, ("tool call", "tc"), None if named else "name")
+    return _ToolCallIn(tool_call_id, checked_name, values, ending)
 
 
-def _step(
-    make: Callable[[str | None, int], Step],
-    data: Fields,
-    path: str,
-    parent: _Window,
-    opened: list[_Record],
-) -> Step:
-    start, end = _window(data, path, "tcc.step", "s", parent)
-    with _at(path, ("run_id", "step_id", "api_key", "tcc_url")):
-        step = make(data.get("step_id"), start)
-    opened.append(step)
-    for field, setter in _STEP_SETTERS:
-        value = data.get(field)
-        if value is not None:
-            with _at(_join(path, field)):
-                setter(step, value)
-    # The step's tool calls: its span's children, ended before it.
-    children = _join(path, "tool_calls")
-    for index, child in enumerate(_dicts(data.get("tool_calls"), children, _TOOL_CALL_KEYS, "tool call")):
-        here = f"{children}[{index}]"
-        _same_run(child, step.run_id, here)
-        _tool_call(
-            lambda name, tcid, t: step.tool_call(name, tcid, start_time=t), child, here, (start, end), opened
+def _tool_calls_in(data: Fields, path: str, run_id: str, window: _Window) -> list[_ToolCallIn]:
+    out = []
+    for index, child in enumerate(_dicts(data.get("tool_calls"), path, _TOOL_CALL_KEYS, "tool call")):
+        here = f"{path}[{index}]"
+        _same_run(child, run_id, here)
+        out.append(_tool_call_in(child, here, window))
+    return out
+
+
+def _step_in(data: Fields, path: str, run_id: str, parent: _Window) -> _StepIn:
+    window = _window(data, path, "tcc.step", "s", parent)
+    step_id = _check(data, fields.STEP_ID, path) or checks.uuid4()
+    values = _values(data, _STEP_SETTERS, path)
+    given = {f.name: v for f, v in values}
+    with _at(_join(path, fields.REASONING_TOKENS.name)):
+        fields.reasoning_within_completion(
+            given.get(fields.REASONING_TOKENS.name), given.get(fields.COMPLETION_TOKENS.name)
         )
-    _finish(step, data, path, end)
-    return step
+    # The step's tool calls: its span's children, ended before it.
+    tool_calls = _tool_calls_in(data, _join(path, "tool_calls"), run_id, window)
+    missing = "prompt" if "prompt" not in given else "response" if "response" not in given else None
+    return _StepIn(step_id, values, _ending(data, path, window, ("step", "s"), missing), tool_calls)
 
 
-def _run_prompt(run: Run, data: Fields) -> None:
-    # One r.prompt() call takes user prompt, system prompt and full input; it is called again for each
-    # part that is given, so an error names the part that caused it.
+def _run_prompt(data: Fields) -> tuple[_Values, bool]:
+    """The run's prompt fields, and whether a user prompt was given. ``prompt`` is the user prompt or
+    ``{"user_prompt": ..., "system_prompt": ...}``; ``full_input`` needs it."""
     prompt, full_input = data.get("prompt"), data.get("full_input")
     user: object = None
-    system: object = None
+    values: _Values = []
     if isinstance(prompt, Mapping):
         _check_keys(prompt, _PROMPT_KEYS, "prompt", "prompt")
         user, system = prompt.get("user_prompt"), prompt.get("system_prompt")
         if user is not None or system is not None:
-            with _at("prompt.user_prompt"):
-                run.prompt(user)  # type: ignore[arg-type]  # checked by r.prompt()
+            with _at("prompt.user_prompt"):  # a system prompt needs the user prompt it came with
+                values.append((fields.USER_PROMPT, fields.USER_PROMPT.check(user, fields.USER_PROMPT.where)))
         if system is not None:
-            with _at("prompt.system_prompt"):
-                run.prompt(user, system)  # type: ignore[arg-type]
+            values.append((fields.SYSTEM_PROMPT, _check(prompt, fields.SYSTEM_PROMPT, "prompt")))
     elif prompt is not None:
         user = prompt
         with _at("prompt"):
-            run.prompt(prompt)
+            values.append((fields.USER_PROMPT, fields.USER_PROMPT.check(prompt, fields.USER_PROMPT.where)))
     if full_input is not None:
         if user is None:
             raise _invalid("full_input", "needs the prompt it came with: give prompt=... too")
-        with _at("full_input"):
-            run.prompt(user, system, full_input)  # type: ignore[arg-type]
+        values.append((fields.FULL_INPUT, _check(data, fields.FULL_INPUT, "")))
+    return values, user is not None
 
 
-def _run_response(run: Run, data: Fields) -> None:
+def _run_response(data: Fields) -> _Values:
     response, full_output = data.get("response"), data.get("full_output")
+    values: _Values = []
     if response is not None:
-        with _at("response"):
-            run.response(response)
+        values.append((fields.RUN_RESPONSE, _check(data, fields.RUN_RESPONSE, "")))
     if full_output is not None:
         if response is None:
             raise _invalid("full_output", "needs the response it came with: give response=... too")
-        with _at("full_output"):
-            run.response(response, full_output)
+        values.append((fields.FULL_OUTPUT, _check(data, fields.FULL_OUTPUT, "")))
+    return values
 
 
-def _run(data: Fields, now: int, opened: list[_Record]) -> str:
-    start, end = _window(data, "", "tcc.run", "r", (now, now))
-    with _at("", ("run_id", "session_id", "conversational", "name", "api_key", "tcc_url")):
-        run = Run(
-            data["run_id"],
-            data["session_id"],
-            data["conversational"],
-            data["api_key"],
-            data["tcc_url"],
-            name=data["name"],
-            timeout=0,  # ended within this call: no deadline to watch
-            start_time=start,
-        )
-    opened.append(run)
-    _run_prompt(run, data)
-    _run_response(run, data)
-    if data["metadata"] is not None:
-        with _at("metadata"):
-            run.metadata(data["metadata"])
-    for index, child in enumerate(_dicts(data["tool_calls"], "tool_calls", _TOOL_CALL_KEYS, "tool call")):
-        _same_run(child, run.run_id, f"tool_calls[{index}]")
-        _tool_call(
-            lambda name, tcid, t: run.tool_call(name, tcid, start_time=t),
-            child,
-            f"tool_calls[{index}]",
-            (start, end),
-            opened,
-        )
+def _run_in(data: Fields, now: int) -> _RunIn:
+    window = _window(data, "", "tcc.run", "r", (now, now))
+    run_id = _check(data, fields.RUN_ID, "") or checks.uuid4()
+    session_id = _check(data, fields.SESSION_ID, "")
+    conversational = _check(data, fields.CONVERSATIONAL, "")
+    name = _check(data, fields.AGENT_NAME, "")
+    with _at("", _DESTINATION):
+        dest = _destinations.destination(data["api_key"], data["tcc_url"], "tcc.run")
+    values, prompted = _run_prompt(data)
+    values += _run_response(data)
+    metadata = _check(data, fields.METADATA, "")
+    if metadata is not None:
+        values.append((fields.METADATA, metadata))
+    tool_calls = _tool_calls_in(data, "tool_calls", run_id, window)
+    steps = []
     for index, child in enumerate(_dicts(data["steps"], "steps", _STEP_KEYS, "step")):
-        _same_run(child, run.run_id, f"steps[{index}]")
-        _step(
-            lambda sid, t: run.step(sid, start_time=t),
-            child,
-            f"steps[{index}]",
-            (start, end),
-            opened,
-        )
-    _finish(run, data, "", end)
-    feedback = data["feedback"]
-    if feedback is not None:
-        if not isinstance(feedback, Mapping):
+        _same_run(child, run_id, f"steps[{index}]")
+        steps.append(_step_in(child, f"steps[{index}]", run_id, window))
+    ending = _ending(data, "", window, ("run", "r"), None if prompted else "prompt")
+    run = _RunIn(run_id, session_id, conversational, name, dest, values, ending, tool_calls, steps)
+    given = data["feedback"]
+    if given is not None:
+        if not isinstance(given, Mapping):
             raise TypeError(
-                f"feedback: [TCC] expects a dict with 'score' and/or 'text', got {checks.type_name(feedback)}"
+                f"feedback: [TCC] expects a dict with 'score' and/or 'text', got {checks.type_name(given)}"
             )
-        _check_keys(feedback, _FEEDBACK_KEYS, "feedback", "feedback")
+        _check_keys(given, _FEEDBACK_KEYS, "feedback", "feedback")
         with _at("feedback"):
-            submit_feedback(
-                run.run_id, feedback.get("score"), feedback.get("text"), data["api_key"], data["tcc_url"]
-            )
+            _, score, text = feedback.check(run_id, given.get("score"), given.get("text"))
+        run.feedback = (score, text)
+    return run
+
+
+# --- the second pass: build the records from checked values, once ----------------------------------
+
+
+def _store(record: _Record, values: _Values) -> None:
+    for f, value in values:
+        assert f.store is not None
+        f.store(record, value)
+
+
+def _end(record: _Record, ending: _Ending) -> None:
+    record._close(ending.status, ending.message, ending.end)
+
+
+def _build_tool_call(
+    make: Callable[[str, str | None, int], ToolCall], checked: _ToolCallIn, opened: list[_Record]
+) -> ToolCall:
+    tc = make(checked.tool_call_id, checked.tool_name, checked.ending.start)
+    opened.append(tc)
+    _store(tc, checked.values)
+    _end(tc, checked.ending)
+    return tc
+
+
+def _build_step(step: Step, checked: _StepIn, opened: list[_Record]) -> Step:
+    opened.append(step)
+    _store(step, checked.values)
+    for child in checked.tool_calls:
+        _build_tool_call(step._tool_call, child, opened)
+    _end(step, checked.ending)
+    return step
+
+
+def _build_run(checked: _RunIn, opened: list[_Record]) -> str:
+    run = Run._checked(
+        checked.run_id,
+        checked.session_id,
+        checked.conversational,
+        checked.name,
+        0.0,  # ended within this call: no deadline to watch
+        start_ns=checked.ending.start,
+        dest=checked.dest,
+    )
+    opened.append(run)
+    _store(run, checked.values)
+    for tool_call in checked.tool_calls:
+        _build_tool_call(run._tool_call, tool_call, opened)
+    for step in checked.steps:
+        _build_step(run._step(step.step_id, step.ending.start), step, opened)
+    _end(run, checked.ending)
+    if checked.feedback is not None:
+        feedback.send(run.run_id, *checked.feedback, checked.dest)
     return run.run_id
 
 
 def _send(build: Callable[[list[_Record]], str]) -> str:
-    """Build the record twice: a dry pass that checks everything and sends nothing, then the real one."""
-    with _pipeline.dry_run():
-        build([])
+    """Build from checked values; should that fail midway all the same, what was started is ended as failed
+    now rather than abandoned at exit."""
     opened: list[_Record] = []
     try:
         return build(opened)
     except BaseException as exc:
-        # Not expected once the dry pass succeeded (the same calls with the same values); should it
-        # happen, what was started is ended as failed now rather than abandoned at exit.
         for record in reversed(opened):
             with suppress(Exception):
                 record.error(f"contextcompany: sending this record failed midway: {exc}")
@@ -441,9 +472,8 @@ def send_run(
     ...              end_time="2025-01-01T12:00:01Z", steps=[{"prompt": "Hi", "response": "Hello!"}])
     '6f1c...'
     """
-    rid = checks.uuid4() if run_id is None else run_id  # the same id in both passes
     data: dict[str, Any] = {
-        "run_id": rid,
+        "run_id": run_id,
         "prompt": prompt,
         "response": response,
         "start_time": start_time,
@@ -462,8 +492,8 @@ def send_run(
         "api_key": api_key,
         "tcc_url": tcc_url,
     }
-    now = time.time_ns()  # "now" must be the same instant in both passes
-    return _send(lambda opened: _run(data, now, opened))
+    checked = _run_in(data, time.time_ns())
+    return _send(lambda opened: _build_run(checked, opened))
 
 
 def send_step(
@@ -499,9 +529,8 @@ def send_step(
 
     >>> tcc.send_step(run_id=run_id, prompt="Hi", response="Hello!", model="gpt-4o", completion_tokens=3)
     """
-    sid = checks.uuid4() if step_id is None else step_id
     data: dict[str, Any] = {
-        "step_id": sid,
+        "step_id": step_id,
         "prompt": prompt,
         "response": response,
         "model": model,
@@ -521,13 +550,17 @@ def send_step(
         "status_message": status_message,
         "tool_calls": tool_calls,
     }
-    now = time.time_ns()
+    with _at("run_id"):
+        rid = fields.STEP_RUN_ID.check(run_id, fields.STEP_RUN_ID.where)
+    checked = _step_in(data, "", rid, (now := time.time_ns(), now))
+    with _at("", _DESTINATION):
+        dest = _destinations.destination(api_key, tcc_url, "tcc.step")
 
     def build(opened: list[_Record]) -> str:
-        def make(step_id: str | None, start: int) -> Step:
-            return Step(run_id, step_id, api_key, tcc_url, start_time=start)
-
-        return _step(make, data, "", (now, now), opened).step_id
+        owner, parent = registry.parent_for(rid)
+        where = dest if dest is not None or owner is None else owner._dest
+        step = Step._make(rid, checked.step_id, checked.ending.start, dest=where, owner=owner, parent=parent)
+        return _build_step(step, checked, opened).step_id
 
     return _send(build)
 
@@ -554,9 +587,8 @@ def send_tool_call(
 
     >>> tcc.send_tool_call(run_id=run_id, tool_name="get_weather", args={"city": "Paris"}, result="18°C")
     """
-    tcid = checks.uuid4() if tool_call_id is None else tool_call_id
     data: dict[str, Any] = {
-        "tool_call_id": tcid,
+        "tool_call_id": tool_call_id,
         "tool_name": tool_name,
         "name": name,
         "args": args,
@@ -566,12 +598,15 @@ def send_tool_call(
         "status_code": status_code,
         "status_message": status_message,
     }
-    now = time.time_ns()
+    with _at("run_id"):
+        rid = fields.TOOL_CALL_RUN_ID.check(run_id, fields.TOOL_CALL_RUN_ID.where)
+    checked = _tool_call_in(data, "", (now := time.time_ns(), now))
+    with _at("", _DESTINATION):
+        dest = _destinations.destination(api_key, tcc_url, "tcc.tool_call")
 
-    def build(opened: list[_Record]) -> str:
-        def make(tool_name: str | None, tool_call_id: str | None, start: int) -> ToolCall:
-            return ToolCall(run_id, tool_call_id, tool_name, api_key, tcc_url, start_time=start)
+    def make(tool_call_id: str, tool_name: str | None, start: int) -> ToolCall:
+        owner, parent = registry.parent_for(rid)
+        where = dest if dest is not None or owner is None else owner._dest
+        return ToolCall._make(rid, tool_call_id, tool_name, start, dest=where, owner=owner, parent=parent)
 
-        return _tool_call(make, data, "", (now, now), opened).tool_call_id
-
-    return _send(build)
+    return _send(lambda opened: _build_tool_call(make, checked, opened).tool_call_id)

@@ -438,6 +438,7 @@ class Plan:
     temporality: str = "cumulative"  # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
     resource: Resource | None = None
     refused: str | None = None  # why tcc must not send there (an API key over plain http), if it must not
+    refusal_told: bool = False  # the spans' refusal already says it (same key, same kind of URL)
     version: str = ""  # tcc's version, the meter's (instrumentation scope's) version
     # Builds tcc's own provider for this plan (``_meter.own_provider``, which the pipeline passes so that
     # this module never imports the metrics SDK); None: tcc builds none.
@@ -462,6 +463,7 @@ class Metrics:
         self._recorder: Recorder | None = None
         self._own: SdkMeterProvider | None = None
         self._host: MeterProvider | None = None
+        self._once = diag.Once()
         forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
 
     def _renew_lock(self) -> None:
@@ -488,12 +490,10 @@ class Metrics:
         if not plan.enabled:
             return None
         if plan.refused is not None:
-            diag.warn_once(
-                "metrics-refused",
-                "contextcompany: not sending metrics to %s: %s",
-                plan.endpoint,
-                plan.refused,
-            )
+            if not plan.refusal_told:
+                self._once.warning(
+                    "refused", "contextcompany: not sending metrics to %s: %s", plan.endpoint, plan.refused
+                )
             return None
         if plan.own is None:
             return None

@@ -34,11 +34,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -46,13 +45,14 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from . import _diag as diag
 from . import _forksafe as forksafe
-from . import _ids, _metrics, _settings
+from . import _ids, _metrics, _settings, _sigterm
 from . import _semconv as sc
 from ._destinations import Destination, default_destination, insecure_reason
 from ._export import SpanProcessor, Stats
-from ._export._exporter_logs import note
-from ._settings import Config
+from ._export._exporter_logs import final, note
+from ._settings import Config, is_loopback
 
 if TYPE_CHECKING:
     import requests
@@ -66,10 +66,12 @@ _VERSION = "3.0.0"
 
 
 class _Refusing(SpanExporter):
-    """Stands in for an exporter tcc must not use: every export fails with the reason (tcc.stats())."""
+    """Stands in for an exporter tcc must not use: every export fails with the reason (tcc.stats()).
+    ``said``: a warning at setup already told the user, so the first failure adds none."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, said: bool = False) -> None:
         self.reason = reason
+        self.said = said
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.FAILURE
@@ -83,10 +85,15 @@ class _Lazy(SpanExporter):
     connections, whose bytes would interleave on one socket.
     """
 
-    def __init__(self, make: Callable[[], SpanExporter]) -> None:
+    def __init__(
+        self, make: Callable[[], SpanExporter], dest: Destination | None = None, *, watch_global: bool = False
+    ) -> None:
         self._make = make
+        self._dest = dest
+        self._watch_global = watch_global  # tcc's own pipeline, chosen because no global provider was set
         self._exporter: SpanExporter | None = None
         self._pid = os.getpid()
+        self._stopped: str | None = None  # why exports stopped being tried (stop_retrying at shutdown)
 
     def _get(self) -> SpanExporter:
         if self._exporter is None or self._pid != os.getpid():
@@ -103,11 +110,37 @@ class _Lazy(SpanExporter):
     def reason(self) -> str | None:
         return getattr(self._get(), "reason", None)
 
+    @property
+    def endpoint(self) -> str | None:
+        return self._dest.endpoint if self._dest is not None else None
+
+    def explain(self, cause: str) -> str | None:
+        """The warning for the first failure of an outage (None: it was said at setup already)."""
+        exporter = self._get()
+        if isinstance(exporter, _Refusing):
+            return None if exporter.said else f"{exporter.reason}; spans are dropped"
+        return _explain(self._dest, cause)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._watch_global:
+            _check_late_provider(self._dest)
+        if self._stopped is not None:
+            note(self._stopped)
+            return SpanExportResult.FAILURE
         return self._get().export(spans)
 
+    def stop_retrying(self, cause: str | None) -> None:
+        """At shutdown, for a destination that is failing: stop the export that is waiting to retry, and
+        fail the next ones at once (the exporter is shut down; nothing more is tried)."""
+        if cause is None or "refused" not in cause:
+            return  # a hung or overloaded collector keeps its chance, within the shutdown bound
+        if self._exporter is not None and self._pid == os.getpid() and self._stopped is None:
+            self._stopped = f"not sent at shutdown: the destination was failing ({cause or 'unknown cause'})"
+            self._exporter.shutdown()
+
     def shutdown(self) -> None:
-        if self._exporter is not None and self._pid == os.getpid():
+        if self._exporter is not None and self._pid == os.getpid() and self._stopped is None:
+            self._stopped = "tcc's exporter is shut down"
             self._exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -121,15 +154,21 @@ class _Exporters:
     >>> exporters(Destination("https://c.example.com/v1/traces", "key"))   # built on its first export
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, watch_global: bool = False) -> None:
         self._config = config
+        self._watch_global = watch_global
 
     def __call__(self, dest: Hashable) -> SpanExporter:
         assert isinstance(dest, Destination)
-        return _Lazy(functools.partial(_exporter, dest, self._config))
+        return _Lazy(functools.partial(_exporter, dest, self._config), dest, watch_global=self._watch_global)
 
 
 def _exporter(dest: Destination, config: Config) -> SpanExporter:
+    problem = config.endpoint_problem()
+    if problem is not None and dest.source == config.traces_source():
+        # The endpoint variable is not a URL: sending to the default instead would reach a collector
+        # nobody chose. Its warning at setup named the variable and the fix.
+        return _Refusing(problem, said=True)
     reason = insecure_reason(dest, config)
     if reason is not None:
         # The environment asked for it, so no call can be made to raise: refuse. The span processor says
@@ -152,13 +191,97 @@ def _session() -> requests.Session:
             try:
                 response = super().request(*args, **kwargs)
             except Exception as exc:
-                note(f"{type(exc).__name__}: {exc}")
+                cause = _describe(exc)
+                note(cause, at_once=isinstance(exc, requests.ConnectionError))
+                if final() and isinstance(exc, requests.ConnectionError):
+                    # At shutdown a refused connection is not retried: the exporter retries connection
+                    # errors for up to its timeout, and the process would wait for nothing. An error
+                    # of another type is one it does not retry.
+                    raise _NotRetriedError(cause) from exc
                 raise
             if response.status_code >= 300:
-                note(f"HTTP {response.status_code} {response.reason} from {response.url}")
+                # 4xx other than 408 and 429 are not retried and not mended by waiting: warn at once.
+                status = response.status_code
+                at_once = 400 <= status < 500 and status not in (408, 429)
+                note(f"HTTP {status} {response.reason} from {response.url}", at_once=at_once)
             return response
 
     return Session()
+
+
+class _NotRetriedError(Exception):
+    """A connection error at shutdown, raised as a type the OTLP exporter does not retry."""
+
+
+def _describe(exc: BaseException) -> str:
+    """A request's failure, short: the common causes named plainly, anything else as it came."""
+    text = str(exc)
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return "connection refused (nothing is listening there)"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "the host name does not resolve"
+    if "timed out" in text.lower() or "Timeout" in type(exc).__name__:
+        return f"the request timed out ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _explain(dest: Destination | None, cause: str) -> str:
+    """The warning for a destination's first failed export: the URL, where it came from, what failed,
+    and the likely fix."""
+    if dest is None:
+        return f"exporting spans failed ({cause}); spans are dropped until exports succeed again"
+    url, source = dest.endpoint, dest.source or "the default"
+    return (
+        f"exporting spans failed ({cause}), sending to {url} (from {source}). {_likely_fix(dest, cause)}"
+        "Spans are dropped until exports succeed again."
+    )
+
+
+def _likely_fix(dest: Destination, cause: str) -> str:
+    url, lowered = dest.endpoint, cause.lower()
+    host = urlsplit(url).hostname or ""
+    endpoint, traces = _settings.ENDPOINT.name, _settings.TRACES_ENDPOINT.name
+    if "refused" in lowered or "failed to establish" in lowered or "does not resolve" in lowered:
+        if is_loopback(host):
+            return (
+                "Start a collector there, or run `python -m contextcompany dev -- python your_app.py` "
+                "to see your runs locally. "
+            )
+        return "Check that a collector runs at that host and port. "
+    if "404" in cause:
+        if url.rstrip("/").endswith("/v1/traces/v1/traces"):
+            return (
+                f"{endpoint} is a base URL and /v1/traces was appended to it: leave /v1/traces out of it, "
+                f"or give the full URL in {traces}. "
+            )
+        if not url.rstrip("/").endswith("/v1/traces"):
+            return "An OTLP/HTTP collector takes traces at /v1/traces: the URL most likely lacks that path. "
+        return "Check the path the collector serves traces at. "
+    if "401" in cause or "403" in cause:
+        return (
+            "The collector refused the credentials: check TCC_API_KEY (or configure(api_key=...)) and "
+            "OTEL_EXPORTER_OTLP_HEADERS. "
+        )
+    if "timed out" in lowered or "timeout" in lowered:
+        return "The collector did not answer in time (OTEL_EXPORTER_OTLP_TIMEOUT, default 10 s). "
+    if "connection adapters" in lowered or "schema" in lowered:
+        return "A URL needs http:// or https://. "
+    return ""
+
+
+def _check_late_provider(dest: Destination | None) -> None:
+    """On the export worker: a global TracerProvider set after tcc built its own pipeline gets one
+    warning (tcc's spans do not go through it, and nothing else would say so)."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return
+    where = dest.endpoint if dest is not None else "tcc's exporter"
+    diag.warn_once(
+        "late global provider",
+        "contextcompany: a global TracerProvider was set after tcc's first record, so tcc's spans do not "
+        "go through it: they keep going to %s through tcc's own pipeline. To record through yours, set "
+        "it before the first tcc record, or pass it with tcc.configure(tracer_provider=...) at startup.",
+        where,
+    )
 
 
 # --- the pipeline -----------------------------------------------------------------------------------------
@@ -202,8 +325,6 @@ _lock = threading.Lock()
 _pipeline: Pipeline | None = None
 _exit_hooks: list[Callable[[], None]] = []
 _exit_registered = False
-_DISABLED: Final = Pipeline(tracer=trace.NoOpTracer())
-_dry: ContextVar[bool] = ContextVar("contextcompany.dry_run", default=False)
 
 
 def _renew_lock() -> None:
@@ -232,31 +353,38 @@ forksafe.after_fork(_deliver_from_multiprocessing_exit, forksafe.Phase.WORKERS)
 
 
 def on_exit(hook: Callable[[], None]) -> None:
-    """Run ``hook`` at interpreter exit, before the last delivery (records end their open spans)."""
+    """Run ``hook`` at interpreter exit (or SIGTERM), before the last delivery (records end their open
+    spans, as ``exit_cause()`` says)."""
     _exit_hooks.append(hook)
 
 
-@contextmanager
-def dry_run() -> Iterator[None]:
-    """Records made inside validate everything and send nothing, and leave no trace in this process
-    (non-recording spans are not registered, timed or remembered): a first pass that checks a whole
-    nested record before the real pass sends any of it.
+@dataclass(frozen=True, slots=True)
+class ExitCause:
+    """Why the exit hooks are ending what is still open: the process exits, or SIGTERM stops it.
 
-    >>> with dry_run():
-    ...     build(record)   # raises on the first bad field; nothing was sent
-    >>> build(record)
+    >>> exit_cause().message("run")
+    'the process exited before the run ended'
     """
-    token = _dry.set(True)
-    try:
-        yield
-    finally:
-        _dry.reset(token)
+
+    error_type: str
+    what: str
+
+    def message(self, kind: str) -> str:
+        return f"{self.what} before the {kind} ended"
+
+
+EXITED: Final = ExitCause(sc.ERROR_TYPE_PROCESS_EXIT, "the process exited")
+TERMINATED: Final = ExitCause(sc.ERROR_TYPE_TERMINATED, "process terminated by SIGTERM")
+_exit_cause = EXITED
+
+
+def exit_cause() -> ExitCause:
+    """What the exit hooks should write on what they end (read by the records' exit ending)."""
+    return _exit_cause
 
 
 def get() -> Pipeline:
     """The pipeline, set up on first use."""
-    if _dry.get():
-        return _DISABLED
     pipeline = _pipeline
     if pipeline is None:
         with _lock:
@@ -265,13 +393,16 @@ def get() -> Pipeline:
                 # Marked built first: a configure() racing with this build then raises instead of being
                 # silently ignored.
                 pipeline = _set(_build(_settings.freeze()))
+                if pipeline.config.handles_sigterm():
+                    # Only here, once: on the main thread and when SIGTERM is still at its default.
+                    _sigterm.install(_on_sigterm, _sigterm_bound)
     return pipeline
 
 
 def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
     """What a record starts its span with: see ``Pipeline.target``."""
     pipeline = _pipeline  # every record starts here: skip the call to get() once it is set up
-    if pipeline is None or _dry.get():
+    if pipeline is None:
         pipeline = get()
     return pipeline.target(dest)
 
@@ -284,7 +415,10 @@ def _set(pipeline: Pipeline) -> Pipeline:
 
 def _own_pipeline(config: Config, resource: Resource | None = None) -> Pipeline:
     default = default_destination(config)
-    exporters = _Exporters(config)
+    exporters = _Exporters(config, watch_global=resource is None and config.tracer_provider is None)
+    advice = config.endpoint_advice()
+    if advice is not None:
+        diag.warn_once("endpoint advice", "contextcompany: %s", advice)
     processor = SpanProcessor(
         exporters(default), shutdown_timeout_millis=config.shutdown_millis(), exporter_for=exporters
     )
@@ -369,6 +503,7 @@ def metrics_plan() -> _metrics.Plan:
     headers = dict(config.headers)
     if key:
         headers["authorization"] = f"Bearer {key}"
+    refused = _settings.exposure(endpoint, key, config.insecure_http_allowed())
     pipeline = _pipeline
     resource = getattr(pipeline.provider, "resource", None) if pipeline is not None else None
     if not isinstance(resource, Resource):
@@ -383,7 +518,9 @@ def metrics_plan() -> _metrics.Plan:
         interval_millis=_settings.METRIC_EXPORT_INTERVAL.get(),
         temporality=_settings.METRICS_TEMPORALITY.get(),
         resource=resource,
-        refused=_settings.exposure(endpoint, key, config.insecure_http_allowed()),
+        refused=refused,
+        refusal_told=refused is not None
+        and _settings.exposure(config.traces_url(), key, config.insecure_http_allowed()) is not None,
         version=_VERSION,
         own=_own_meter,
     )
@@ -408,7 +545,55 @@ def _at_exit() -> None:
             logger.exception("contextcompany: an exit hook failed")
     pipeline = _pipeline
     if pipeline is not None:
+        before = _dropped(pipeline.owned_pipelines())
         _shutdown_within(pipeline, pipeline.config.shutdown_millis())
+        _report_undelivered(pipeline.owned_pipelines(), before)
+
+
+def _dropped(owned: Sequence[Pipeline]) -> int:
+    return sum(p.processor.stats().spans_dropped for p in owned if p.processor is not None)
+
+
+def _report_undelivered(owned: Sequence[Pipeline], before: int) -> None:
+    """After tcc's own pipelines shut down: say how many spans the shutdown could not deliver, and the
+    last cause (drops of an earlier outage were told when it began)."""
+    stats = [p.processor.stats() for p in owned if p.processor is not None]
+    lost = sum(s.spans_dropped for s in stats) - before
+    if lost <= 0:
+        return
+    causes = [s.last_error for s in stats if s.last_error]
+    logger.warning(
+        "contextcompany: %d span%s not delivered (%s)",
+        lost,
+        " was" if lost == 1 else "s were",
+        causes[-1] if causes else "dropped",
+    )
+
+
+def _sigterm_bound() -> float:
+    """How long the SIGTERM handler waits for delivery: the shutdown timeout, plus a little for ending
+    the open records and reporting."""
+    pipeline = _pipeline
+    config = pipeline.config if pipeline is not None else _settings.config
+    return config.shutdown_millis() / 1000 + 0.25
+
+
+def _on_sigterm() -> None:
+    """On the SIGTERM handler's helper thread: end what is open as terminated, deliver within the bound."""
+    global _exit_cause
+    _exit_cause = TERMINATED
+    pipeline = _pipeline
+    _at_exit()
+    if pipeline is not None and not pipeline.owned and pipeline.provider is not None:
+        _flush_host(pipeline)
+
+
+def _flush_host(pipeline: Pipeline) -> None:
+    """The service's provider stays up; tcc waits for it no longer than for its own."""
+    force_flush = getattr(pipeline.provider, "force_flush", None)
+    if force_flush is not None:
+        limit = pipeline.config.shutdown_millis()
+        _bounded(lambda: force_flush(int(limit)), limit)
 
 
 def _shutdown_within(pipeline: Pipeline, bound_millis: float) -> None:
@@ -487,13 +672,11 @@ def shutdown() -> None:
         _set(Pipeline(tracer=trace.NoOpTracer(), config=_settings.config, retired=retired))
     if pipeline is None:
         return
+    before = _dropped(pipeline.owned_pipelines())
     _shutdown_within(pipeline, pipeline.config.shutdown_millis())
+    _report_undelivered(pipeline.owned_pipelines(), before)
     if not pipeline.owned and pipeline.provider is not None:
-        force_flush = getattr(pipeline.provider, "force_flush", None)
-        if force_flush is not None:
-            # The service's provider stays up; tcc waits for it no longer than for its own.
-            limit = pipeline.config.shutdown_millis()
-            _bounded(lambda: force_flush(int(limit)), limit)
+        _flush_host(pipeline)
 
 
 def stats() -> Stats:

@@ -6,20 +6,19 @@
     ...         s.prompt("...").response("15°C and cloudy").model("gpt-4o")
     ...     r.response("15°C and cloudy")
 
-A record's span starts when the record is made, with the record's start time. Setters check their
-arguments at the call and keep the values; ``end()`` / ``error()`` write every attribute at once and end
-the span. That keeps a setter to a few attribute stores, and lets ``end()`` refuse (and leave the record
-open) when a required call is missing, before anything is written. A step of a live run goes one step
-further: its span is started at ``end()``, back-dated to when the step was made, with all its
-attributes and its final name in one go (the SDK's per-attribute checks are a third of what a step costs
-the caller). Whatever needs the span earlier (the ``with`` form, a tool call made from the step,
-``s.context()``, an exception recorded on it) starts it at that moment.
+A setter checks its arguments at the call (the checks are ``_fields``') and keeps the values in slots;
+``end()`` / ``error()`` turn them into attributes and hand them to the record's span handle (``_span``),
+which writes them at once and ends the span. That keeps a setter to a few slot stores, and lets ``end()``
+refuse (and leave the record open) when a required call is missing, before anything is written. A step
+of a live run starts its span only at ``end()``, back-dated, with every attribute and its final name (the
+SDK's per-attribute checks are a third of what a step costs the caller); whatever needs the span earlier
+(the ``with`` form, a tool call made from the step, ``s.context()``) starts it then.
 
 Nothing is left open: a run ends its open steps and tool calls first; a run past its timeout, a record
 dropped without ``end()`` and anything still open at interpreter exit are ended as errors that say why
-(``error.type`` ``tcc.timeout``, ``tcc.parent_ended``, ``tcc.abandoned``, ``tcc.process_exit``). Calls on
-a record tcc ended that way are ignored with one warning instead of raising: the application did nothing
-wrong.
+(``_lifetimes``). Calls on a record tcc ended that way are ignored with one warning instead of raising:
+the application did nothing wrong. Which runs are alive, and the current run and step, are
+``_registry``'s.
 """
 
 from __future__ import annotations
@@ -29,11 +28,10 @@ import threading
 import time
 import traceback
 import weakref
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, ClassVar, Final, Literal, Self
+from typing import Any, ClassVar, Final, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -43,144 +41,34 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _checks as checks
-from . import _content, _destinations, _ids, _pipeline, _settings
+from . import _content, _destinations, _ids, _settings
 from . import _diag as diag
-from . import _forksafe as forksafe
+from . import _feedback as feedback
+from . import _fields as fields
+from . import _lifetimes as lifetimes
 from . import _messages as messages
+from . import _registry as registry
 from . import _semconv as sc
-from ._export import SpanProcessor
-from ._lifetimes import Reaper
+from ._feedback import FeedbackScore, submit_feedback
 from ._redact import redact
+from ._registry import current_run, current_step, known_run, run_context
+from ._span import SpanHandle
+from ._usage import Usage
+
+__all__ = [
+    "Run",
+    "Step",
+    "ToolCall",
+    "current_run",
+    "current_step",
+    "known_run",
+    "run_context",
+    "submit_feedback",
+]
 
 logger = logging.getLogger("contextcompany")
 
-FeedbackScore = Literal["thumbs_up", "thumbs_down"]
-FEEDBACK_SCORES: Final = {"thumbs_up": 1.0, "thumbs_down": -1.0}
-FEEDBACK_TEXT_MAX: Final = 2000
-
-ERROR_TIMEOUT: Final = sc.ERROR_TYPE_TIMEOUT
 ERROR_PARENT_ENDED: Final = sc.ERROR_TYPE_PARENT_ENDED
-ERROR_ABANDONED: Final = sc.ERROR_TYPE_ABANDONED
-ERROR_PROCESS_EXIT: Final = sc.ERROR_TYPE_PROCESS_EXIT
-
-
-# --- what this process knows about runs ---------------------------------------------------------------
-
-_live_runs: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
-# Steps and tool calls whose run is not alive here (made from another process's run id): ended at exit.
-_orphans: weakref.WeakSet[_Record] = weakref.WeakSet()
-_recent_lock = threading.Lock()
-_recent_runs: OrderedDict[str, trace.SpanContext] = OrderedDict()
-_RECENT_RUNS_MAX: Final = 10_000
-
-_current_run: ContextVar[Run | None] = ContextVar("contextcompany.current_run", default=None)
-_current_step: ContextVar[Step | None] = ContextVar("contextcompany.current_step", default=None)
-
-
-def current_run() -> Run | None:
-    """The run whose ``with`` block (or ``@tcc.agent`` function) this code runs in, if any.
-
-    It follows ``contextvars``: asyncio tasks and ``contextvars.copy_context().run`` see the run of the
-    code that created them.
-
-    >>> with tcc.run() as r:
-    ...     assert tcc.current_run() is r
-    """
-    return _current_run.get()
-
-
-def current_step() -> Step | None:
-    return _current_step.get()
-
-
-def _remember_run(run_id: str, span_context: trace.SpanContext) -> None:
-    if not span_context.is_valid:
-        return
-    with _recent_lock:
-        _recent_runs[run_id] = span_context
-        _recent_runs.move_to_end(run_id)
-        while len(_recent_runs) > _RECENT_RUNS_MAX:
-            _recent_runs.popitem(last=False)
-
-
-def known_run(run_id: str) -> bool:
-    """Whether this process has seen run ``run_id`` (alive, or ended recently)."""
-    return run_id in _live_runs or run_id in _recent_runs
-
-
-def run_context(run_id: str) -> Context:
-    """The context to start a child of run ``run_id`` in: its live span, the span context of a run that
-    ended here recently, or the span context derived from the run id (a run of another process)."""
-    run = _live_runs.get(run_id)
-    if run is not None:
-        return run._context
-    with _recent_lock:
-        span_context = _recent_runs.get(run_id)
-    if span_context is None:
-        span_context = _ids.run_span_context(run_id)
-    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
-
-
-def _expire(now: float) -> float | None:
-    """The reaper's scan: end runs past their deadline; return the next deadline."""
-    next_deadline: float | None = None
-    for run in list(_live_runs.values()):
-        deadline = run._deadline
-        if deadline is None:
-            continue
-        if deadline <= now:
-            run._abandon(f"run timed out after {run._timeout:g} s without end() or error()", ERROR_TIMEOUT)
-        elif next_deadline is None or deadline < next_deadline:
-            next_deadline = deadline
-    return next_deadline
-
-
-_reaper = Reaper(_expire)
-
-
-def _end_everything_open() -> None:
-    """At interpreter exit: what the application left open is ended, so no span is lost."""
-    _reaper.drain()
-    for run in list(_live_runs.values()):
-        run._abandon("the process exited before the run ended", ERROR_PROCESS_EXIT)
-    for record in list(_orphans):
-        record._abandon(f"the process exited before the {record._kind} ended", ERROR_PROCESS_EXIT)
-    _reaper.drain()
-
-
-_pipeline.on_exit(_end_everything_open)
-
-
-def _forget_inherited_records() -> None:
-    global _recent_lock
-    _recent_lock = threading.Lock()  # another thread may have held it at fork time
-    # A forked child holds copies of the parent's open records. The parent ends and sends them; the
-    # child must not send them a second time, from its exit hook or its garbage collector.
-    inherited = [*_live_runs.values(), *_orphans]
-    inherited += [child for run in list(_live_runs.values()) for child in run._children]
-    for record in inherited:
-        record._ended = record._auto_ended = True
-        if record._finalizer is not None:
-            record._finalizer.detach()
-    _live_runs.clear()
-    _orphans.clear()
-
-
-forksafe.after_fork(_forget_inherited_records, forksafe.Phase.STATE)
-
-
-def _end_collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
-    """A record was garbage-collected without end(): end its open children and its span as errors."""
-    for child in reversed(list(children or ())):
-        child._abandon(f"its run was dropped before this {child._kind} ended", ERROR_ABANDONED)
-    span.set_attribute(sc.ERROR_TYPE, ERROR_ABANDONED)
-    span.set_status(StatusCode.ERROR, f"{kind} was garbage-collected without end() or error()")
-    span.end()
-
-
-def _collected(span: trace.Span, children: dict[_Record, None] | None, kind: str) -> None:
-    # Runs inside the garbage collector, maybe while this thread holds a lock: defer, take no lock.
-    _reaper.defer(lambda: _end_collected(span, children, kind))
 
 
 def _describe(exc: BaseException) -> str:
@@ -206,8 +94,8 @@ def _error_type(exc: BaseException) -> str:
 
 
 class _Record:
-    """What runs, steps and tool calls share: the span, status, times, the ended-guard, end()/error(),
-    the ``with`` form and the lifetime rules."""
+    """What runs, steps and tool calls share: the span handle, status, times, the ended-guard,
+    end()/error(), the ``with`` form and the lifetime rules."""
 
     __slots__ = (
         "__weakref__",
@@ -218,9 +106,9 @@ class _Record:
         "_ended",
         "_error_type",
         "_finalizer",
+        "_handle",
         "_owner",
         "_scope",
-        "_span",
         "_start_ns",
         "_status",
         "_status_message",
@@ -232,11 +120,11 @@ class _Record:
     _current: ClassVar[ContextVar[Any] | None] = None  # the contextvar a ``with`` block sets, if any
     _content_keys: ClassVar[tuple[str, ...]] = ()  # the attributes the content policy governs
 
-    _span: trace.Span
+    _handle: SpanHandle
 
     def __init__(self, dest: _destinations.Destination | None, start_ns: int | None) -> None:
         self._dest = dest  # None: the default destination
-        self._start_ns = start_ns
+        self._start_ns = start_ns  # a start the application gave
         self._end_ns: int | None = None
         self._ended = False
         self._auto_ended = False
@@ -274,39 +162,11 @@ class _Record:
             f"after {self._var}.end() or {self._var}.error()"
         )
 
-    # -- the span --
-
-    def _start(
-        self,
-        name: str,
-        parent: Context | None,
-        kind: SpanKind,
-        attributes: dict[str, AttributeValue],
-        *,
-        start_ns: int | None = None,
-        target: tuple[trace.Tracer, SpanProcessor | None] | None = None,
-    ) -> None:
-        try:
-            tracer, router = _pipeline.target(self._dest) if target is None else target
-            self._span = tracer.start_span(
-                name,
-                context=parent,
-                kind=kind,
-                attributes=attributes,
-                start_time=self._start_ns if start_ns is None else start_ns,
-            )
-            if router is not None:
-                router.route(self._span, self._dest)
-        except Exception:
-            # A sampler or span processor of the service raised: the application must not see it.
-            diag.error_once(
-                "start", "contextcompany: starting the %s span failed; it is not recorded", self._kind
-            )
-            self._span = trace.INVALID_SPAN
+    # -- lifetime --
 
     def _adopt(self, owner: Run | None) -> None:
         """Tie the record's lifetime to its run's, or, without a live run here, to the process's."""
-        if self._span is not None and not self._span.is_recording():
+        if not self._handle.is_recording():
             return  # nothing will be exported (tcc disabled, or not sampled): nothing to end
         if owner is not None:
             # Under the run's end lock: a run ending right now either sees this child among its open
@@ -316,8 +176,8 @@ class _Record:
                     self._owner = weakref.ref(owner)
                     owner._children[self] = None
                     return
-        _orphans.add(self)
-        self._finalizer = weakref.finalize(self, _collected, self._started(), None, self._kind)
+        registry.orphans.add(self)
+        self._finalizer = weakref.finalize(self, lifetimes.collected, self._handle, None, self._kind)
         self._finalizer.atexit = False  # the exit hook ends it, before the last delivery
 
     # -- setters every record has --
@@ -341,8 +201,8 @@ class _Record:
         >>> s.end_time(datetime(2026, 5, 1, 12, 0, 3, tzinfo=UTC))
         """
         ns = checks.timestamp(t, f"{self._var}.end_time(t=...)")
-        start = self._start_ns if self._start_ns is not None else self._started_ns()
-        if ns is not None and isinstance(start, int) and ns < start:
+        start = self._start_ns if self._start_ns is not None else self._handle.start_ns
+        if ns is not None and start is not None and ns < start:
             raise ValueError(f"[TCC] {self._var}.end_time(t=...) is before the {self._kind}'s start time")
         if self._open("end_time"):
             self._end_ns = ns
@@ -362,6 +222,9 @@ class _Record:
 
     def _before_end(self) -> None:
         """Runs end their open children first."""
+
+    def _after_end(self) -> None:
+        """Runs leave the registry."""
 
     def _finish(self) -> None:
         with self._end_lock:
@@ -390,57 +253,31 @@ class _Record:
 
     def _emit(self) -> None:
         self._before_end()
-        policy = _settings.settings
         try:
             attributes = self._attributes()
             if self._status is StatusCode.ERROR:
                 attributes[sc.ERROR_TYPE] = self._error_type or sc.ERROR_TYPE_OTHER
-            _content.apply(
-                attributes,
-                self._content_keys,
-                capture=policy.capture_content,
-                mask=policy.mask,
-                limit=policy.value_limit,
-            )
             name = self._name()
         except Exception:
             diag.error_once(
                 "build", "contextcompany: building the %s span failed; it is sent as it is", self._kind
             )
             attributes, name = {}, None
-        # A deferred span starts now with everything at once; a started one gets the rest written.
-        started = self._start_deferred(attributes, name)
-        span = started if started is not None else self._span
-        try:
-            if started is None:
-                span.set_attributes(attributes)
-                if name is not None:
-                    span.update_name(name)
-            if self._status is not StatusCode.UNSET:
-                description = self._status_message if self._status is StatusCode.ERROR else None
-                span.set_status(self._status, _content.fit(description, policy.value_limit))
-        except Exception:
-            diag.error_once(
-                "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._kind
-            )
-        end_ns = self._end_ns
-        if end_ns is None and self._start_ns is not None and self._start_ns > time.time_ns():
-            end_ns = self._start_ns  # a start in the future: never an end before the start
-        try:
-            span.end(end_time=end_ns)
-        except Exception:
-            # A span processor of the service raised on end: the application must not see it.
-            diag.error_once("end", "contextcompany: a span processor failed to end the %s span", self._kind)
+        self._handle.finish(
+            attributes,
+            name=name,
+            status=self._status,
+            description=self._status_message,
+            end_ns=self._end_ns,
+            content=self._content_keys,
+        )
         owner = self._owner() if self._owner is not None else None
         if owner is not None:
             owner._children.pop(self, None)
         if self._finalizer is not None:
             self._finalizer.detach()
-            _orphans.discard(self)
+            registry.orphans.discard(self)
         self._after_end()
-
-    def _after_end(self) -> None:
-        pass
 
     def end(self) -> None:
         """Finish the record and send its span. Raises ValueError, sending nothing and leaving the
@@ -449,10 +286,7 @@ class _Record:
             return
         missing = self._missing()
         if missing is not None:
-            raise ValueError(
-                f"[TCC] Cannot end {self._kind}: {missing} is required. "
-                f"Call {self._var}.{missing}(...) before {self._var}.end()"
-            )
+            raise fields.missing(self._kind, self._var, missing)
         self._finish()
 
     def error(self, status_message: str = "") -> None:
@@ -470,12 +304,22 @@ class _Record:
             self._status_message = f"{self._kind} failed"
         self._finish()
 
+    def _close(self, status: StatusCode, message: str | None, end_ns: int) -> None:
+        """End a record built from checked values (the import): as ``status(...)``, ``end_time(...)``
+        and ``end()`` or, for an error, ``error(message)`` would; nothing is left to refuse."""
+        self._end_ns = end_ns
+        self._status = status
+        self._status_message = None if message is None else redact(message)
+        if status is StatusCode.ERROR and self._status_message is None:
+            self._status_message = f"{self._kind} failed"
+        self._finish()
+
     # -- the with form --
 
     def __enter__(self) -> Self:
         # The record's span becomes the active OpenTelemetry span, so spans of other instrumentations
         # (HTTP clients, LLM SDKs) nest under it; a run or step also becomes tcc's current one.
-        otel_token = otel_context.attach(trace.set_span_in_context(self._started()))
+        otel_token = otel_context.attach(trace.set_span_in_context(self._handle.span()))
         var = self._current
         self._scope = (otel_token, var.set(self) if var is not None else None)
         return self
@@ -510,7 +354,7 @@ class _Record:
         # An exception's text is the application's, not checked by any setter: make it sendable here.
         message = _content.fit(checks.text(redact(_describe(exc)), "exception"), limit) or error_type
         stack = _content.fit(checks.text(redact(_stack(exc)), "exception"), limit)
-        self._started().add_event(
+        self._handle.span().add_event(
             "exception",
             {
                 exc_attrs.EXCEPTION_TYPE: error_type,
@@ -520,17 +364,6 @@ class _Record:
         )
         self._error_type = error_type
         self.error(message)
-
-    def _started(self) -> trace.Span:
-        """The record's span (a step whose start was deferred starts it now)."""
-        return self._span
-
-    def _started_ns(self) -> int | None:
-        return getattr(self._span, "start_time", None)
-
-    def _start_deferred(self, attributes: dict[str, AttributeValue], name: str | None) -> trace.Span | None:
-        """At end: start a deferred span with all of ``attributes``; None when the span was started."""
-        return None
 
     def __repr__(self) -> str:
         state = "ended" if self._ended else "open"
@@ -564,7 +397,7 @@ class Run(_Record):
     )
     _kind = "run"
     _var = "r"
-    _current = _current_run
+    _current = registry.current_run_var
     _content_keys = (
         sc.INPUT_MESSAGES,
         sc.SYSTEM_INSTRUCTIONS,
@@ -585,14 +418,46 @@ class Run(_Record):
         timeout: float | None = None,
         start_time: object = None,
     ) -> None:
-        self._run_id = checks.new_id(run_id, "tcc.run(run_id=...)")
-        session = None if session_id is None else checks.identifier(session_id, "tcc.run(session_id=...)")
-        flag = checks.optional_bool(conversational, "tcc.run(conversational=...)")
-        agent = None if name is None else checks.identifier(name, "tcc.run(name=...)")
+        rid = fields.RUN_ID.check(run_id, fields.RUN_ID.where)
+        session = None if session_id is None else fields.SESSION_ID.check(session_id, fields.SESSION_ID.where)
+        flag = fields.CONVERSATIONAL.check(conversational, fields.CONVERSATIONAL.where)
+        agent = None if name is None else fields.AGENT_NAME.check(name, fields.AGENT_NAME.where)
         seconds = checks.seconds(timeout, "tcc.run(timeout=...)")
         start_ns = checks.timestamp(start_time, "tcc.run(start_time=...)")
-        super().__init__(_destinations.destination(api_key, tcc_url, "tcc.run"), start_ns)
-        self._name_ = agent
+        dest = _destinations.destination(api_key, tcc_url, "tcc.run")
+        self._begin(rid, session, flag, agent, seconds, start_ns=start_ns, dest=dest)
+
+    @classmethod
+    def _checked(
+        cls,
+        run_id: str,
+        session_id: str | None,
+        conversational: bool | None,
+        name: str | None,
+        timeout: float | None,
+        *,
+        start_ns: int | None,
+        dest: _destinations.Destination | None,
+    ) -> Run:
+        """A run from values checked already (the import)."""
+        run = cls.__new__(cls)
+        run._begin(run_id, session_id, conversational, name, timeout, start_ns=start_ns, dest=dest)
+        return run
+
+    def _begin(
+        self,
+        run_id: str,
+        session_id: str | None,
+        conversational: bool | None,
+        name: str | None,
+        timeout: float | None,
+        *,
+        start_ns: int | None,
+        dest: _destinations.Destination | None,
+    ) -> None:
+        _Record.__init__(self, dest, start_ns)
+        self._run_id = run_id
+        self._name_ = name
         self._prompt: str | None = None
         self._system_prompt: str | None = None
         self._response: str | None = None
@@ -602,27 +467,30 @@ class Run(_Record):
         self._children: dict[_Record, None] = {}
         attributes: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: sc.OP_INVOKE_AGENT,
-            sc.RUN_ID: self._run_id,
+            sc.RUN_ID: run_id,
         }
-        if agent is not None:
-            attributes[sc.AGENT_NAME] = agent
-        if session is not None:
-            attributes[sc.CONVERSATION_ID] = session
-        if flag is not None:
-            attributes[sc.CONVERSATIONAL] = flag
-        span_name = sc.OP_INVOKE_AGENT if agent is None else f"{sc.OP_INVOKE_AGENT} {agent}"
-        with _ids.forced(self._run_id):  # so another process can find this span from the run id alone
-            self._start(span_name, None, SpanKind.INTERNAL, attributes)
-        self._context = trace.set_span_in_context(self._span)
-        self._timeout = _settings.settings.run_timeout if seconds is None else seconds
+        if name is not None:
+            attributes[sc.AGENT_NAME] = name
+        if session_id is not None:
+            attributes[sc.CONVERSATION_ID] = session_id
+        if conversational is not None:
+            attributes[sc.CONVERSATIONAL] = conversational
+        span_name = sc.OP_INVOKE_AGENT if name is None else f"{sc.OP_INVOKE_AGENT} {name}"
+        with _ids.forced(run_id):  # so another process can find this span from the run id alone
+            self._handle = SpanHandle.start(
+                "run", span_name, None, SpanKind.INTERNAL, attributes, start_ns=start_ns, dest=dest
+            )
+        span = self._handle.span()
+        self._context = trace.set_span_in_context(span)
+        self._timeout = _settings.settings.run_timeout if timeout is None else timeout
         self._deadline: float | None = None
-        if self._span.is_recording():
-            _live_runs[self._run_id] = self
-            self._finalizer = weakref.finalize(self, _collected, self._span, self._children, "run")
+        if span.is_recording():
+            registry.live_runs[run_id] = self
+            self._finalizer = weakref.finalize(self, lifetimes.collected, self._handle, self._children, "run")
             self._finalizer.atexit = False  # the exit hook ends it, before the last delivery
             if self._timeout > 0:
                 self._deadline = time.monotonic() + self._timeout
-                _reaper.watch(self._deadline)
+                lifetimes.reaper.watch(self._deadline)
 
     @property
     def run_id(self) -> str:
@@ -641,13 +509,13 @@ class Run(_Record):
 
         >>> r.prompt("Book a table for two", system_prompt="You are a concierge.", full_input=request)
         """
-        user = checks.text(user_prompt, "r.prompt(user_prompt=...)")
+        user = fields.USER_PROMPT.check(user_prompt, fields.USER_PROMPT.where)
         system = (
             None
             if system_prompt is None
-            else messages.system_instructions(system_prompt, "r.prompt(system_prompt=...)")
+            else fields.SYSTEM_PROMPT.check(system_prompt, fields.SYSTEM_PROMPT.where)
         )
-        whole = None if full_input is None else checks.json_or_text(full_input, "r.prompt(full_input=...)")
+        whole = None if full_input is None else fields.FULL_INPUT.check(full_input, fields.FULL_INPUT.where)
         if self._open("prompt"):
             self._prompt = sc.text_messages("user", user)
             self._system_prompt = system
@@ -656,9 +524,9 @@ class Run(_Record):
 
     def response(self, text: str, full_output: Any = None) -> Self:
         """The agent's final response, and optionally its whole output (``tcc.run.full_output``)."""
-        value = checks.text(text, "r.response(text=...)")
+        value = fields.RUN_RESPONSE.check(text, fields.RUN_RESPONSE.where)
         whole = (
-            None if full_output is None else checks.json_or_text(full_output, "r.response(full_output=...)")
+            None if full_output is None else fields.FULL_OUTPUT.check(full_output, fields.FULL_OUTPUT.where)
         )
         if self._open("response"):
             self._response = value
@@ -670,7 +538,7 @@ class Run(_Record):
 
         >>> r.metadata({"customer": "acme"}, plan="pro")
         """
-        items = checks.metadata(data, kwargs, "r.metadata")
+        items = checks.metadata(data, kwargs, fields.METADATA.where)
         if self._open("metadata"):
             if self._metadata is None:
                 self._metadata = items
@@ -680,21 +548,42 @@ class Run(_Record):
 
     def step(self, step_id: str | None = None, *, start_time: object = None) -> Step:
         """Start an LLM call inside this run."""
-        run = self if self._open("step") else None  # after a timeout: a late step, still in the trace
-        return Step(self._run_id, step_id, start_time=start_time, _run=run, _dest=self._dest)
+        open_ = self._open("step")
+        sid = fields.STEP_ID.check(step_id, fields.STEP_ID.where)
+        start_ns = None if start_time is None else checks.timestamp(start_time, "tcc.step(start_time=...)")
+        if open_:  # the common path, without the call to _step()
+            return Step._make(self._run_id, sid, start_ns, dest=self._dest, owner=self, parent=self._context)
+        return self._step(sid, start_ns, open_)
+
+    def _step(self, step_id: str, start_ns: int | None, open_: bool = True) -> Step:
+        if open_:
+            return Step._make(
+                self._run_id, step_id, start_ns, dest=self._dest, owner=self, parent=self._context
+            )
+        owner, parent = registry.parent_for(self._run_id)  # after a timeout: a late step, still in the trace
+        return Step._make(self._run_id, step_id, start_ns, dest=self._dest, owner=owner, parent=parent)
 
     def tool_call(
         self, tool_name: str | None = None, tool_call_id: str | None = None, *, start_time: object = None
     ) -> ToolCall:
         """Start a tool call inside this run."""
-        run = self if self._open("tool_call") else None
-        return ToolCall(
-            self._run_id, tool_call_id, tool_name, start_time=start_time, _run=run, _dest=self._dest
+        open_ = self._open("tool_call")
+        tcid, name, start_ns = ToolCall._check(tool_call_id, tool_name, start_time)
+        return self._tool_call(tcid, name, start_ns, open_)
+
+    def _tool_call(
+        self, tool_call_id: str, tool_name: str | None, start_ns: int | None, open_: bool = True
+    ) -> ToolCall:
+        owner, parent = (self, self._context) if open_ else registry.parent_for(self._run_id)
+        return ToolCall._make(
+            self._run_id, tool_call_id, tool_name, start_ns, dest=self._dest, owner=owner, parent=parent
         )
 
     def feedback(self, score: FeedbackScore | None = None, text: str | None = None) -> bool:
         """Record user feedback on this run; see ``tcc.submit_feedback``. Allowed after the run ended."""
-        return submit_feedback(self._run_id, score, text, _dest=self._dest)
+        rid, checked_score, body = feedback.check(self._run_id, score, text)
+        feedback.send(rid, checked_score, body, self._dest)
+        return True
 
     def _missing(self) -> str | None:
         return "prompt" if self._prompt is None else None
@@ -724,22 +613,9 @@ class Run(_Record):
         self._deadline = None
         if self._finalizer is not None:
             self._finalizer.detach()
-        if _live_runs.get(self._run_id) is self:
-            del _live_runs[self._run_id]
-        _remember_run(self._run_id, self._span.get_span_context())
-
-
-def _parent_for(run_id: str, run: Run | None) -> tuple[Run | None, Context]:
-    if run is not None:
-        return run, run._context
-    live = _live_runs.get(run_id)
-    if live is not None and not live._ended:
-        return live, live._context
-    return None, run_context(run_id)
-
-
-# A step's span not started yet: its parent, first attributes, start time (ns) and tracer and router.
-_Deferred = tuple[Context, dict[str, AttributeValue], int, tuple[trace.Tracer, "SpanProcessor | None"]]
+        if registry.live_runs.get(self._run_id) is self:
+            del registry.live_runs[self._run_id]
+        registry.remember_run(self._run_id, self._handle.span().get_span_context())
 
 
 class Step(_Record):
@@ -756,7 +632,6 @@ class Step(_Record):
         "_completion",
         "_context",
         "_cost",
-        "_deferred",
         "_finish_reason",
         "_model_requested",
         "_model_used",
@@ -772,7 +647,7 @@ class Step(_Record):
     )
     _kind = "step"
     _var = "s"
-    _current = _current_step
+    _current = registry.current_step_var
     _content_keys = (sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES)
 
     def __init__(
@@ -783,16 +658,45 @@ class Step(_Record):
         tcc_url: str | None = None,
         *,
         start_time: object = None,
-        _run: Run | None = None,
-        _dest: _destinations.Destination | None = None,
     ) -> None:
-        # A run passes its own id (checked when the run was made): the common path skips the checks.
-        self._run_id = run_id if _run is not None else checks.identifier(run_id, "tcc.step(run_id=...)")
-        self._step_id = checks.new_id(step_id, "tcc.step(step_id=...)")
+        rid = fields.STEP_RUN_ID.check(run_id, fields.STEP_RUN_ID.where)
+        sid = fields.STEP_ID.check(step_id, fields.STEP_ID.where)
         start_ns = None if start_time is None else checks.timestamp(start_time, "tcc.step(start_time=...)")
-        dest = _destinations.destination(api_key, tcc_url, "tcc.step") or _dest
-        owner, parent = (_run, _run._context) if _run is not None else _parent_for(self._run_id, None)
-        super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
+        dest = _destinations.destination(api_key, tcc_url, "tcc.step")
+        owner, parent = registry.parent_for(rid)
+        if dest is None and owner is not None:
+            dest = owner._dest
+        self._begin(rid, sid, start_ns, dest=dest, owner=owner, parent=parent)
+
+    @classmethod
+    def _make(
+        cls,
+        run_id: str,
+        step_id: str,
+        start_ns: int | None,
+        *,
+        dest: _destinations.Destination | None,
+        owner: Run | None,
+        parent: Context,
+    ) -> Step:
+        """A step from checked values: of ``owner`` (a run alive here) or, without one, on its own."""
+        step = cls.__new__(cls)
+        step._begin(run_id, step_id, start_ns, dest=dest, owner=owner, parent=parent)
+        return step
+
+    def _begin(
+        self,
+        run_id: str,
+        step_id: str,
+        start_ns: int | None,
+        *,
+        dest: _destinations.Destination | None,
+        owner: Run | None,
+        parent: Context,
+    ) -> None:
+        _Record.__init__(self, dest, start_ns)
+        self._run_id = run_id
+        self._step_id = step_id
         self._prompt: str | None = None  # GenAI input messages JSON
         self._response: str | None = None  # a plain-text response, written out at end()
         self._response_json: str | None = None  # or a structured one, already GenAI JSON...
@@ -807,24 +711,30 @@ class Step(_Record):
         self._cost: float | None = None
         self._finish_reason: str | None = None
         self._tool_definitions: str | None = None
+        self._context: Context | None = None
         attributes: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: sc.OP_CHAT,
-            sc.STEP_ID: self._step_id,
-            sc.RUN_ID: self._run_id,
+            sc.STEP_ID: step_id,
+            sc.RUN_ID: run_id,
         }
-        self._context: Context | None = None
-        self._deferred: _Deferred | None = None
         if owner is not None:
             # The span starts at end(), with every attribute and its final name at once, from the time
             # the step was made: a third less of the SDK's work on the caller's thread than starting it
-            # now and writing the rest later. Whatever needs the span sooner (the with form, a tool call
-            # made from the step, context()) starts it then.
-            # The pipeline is the one of now, not of when the step ends (after a shutdown(), say).
-            self._span = None  # type: ignore[assignment]
-            start = start_ns if start_ns is not None else time.time_ns()
-            self._deferred = (parent, attributes, start, _pipeline.target(self._dest))
+            # now and writing the rest later. Whatever needs the span sooner starts it then.
+            self._handle = SpanHandle.later(
+                "step",
+                sc.OP_CHAT,
+                parent,
+                SpanKind.CLIENT,
+                attributes,
+                start_ns=start_ns,
+                dest=dest,
+                lock=self._end_lock,
+            )
         else:
-            self._start(sc.OP_CHAT, parent, SpanKind.CLIENT, attributes)
+            self._handle = SpanHandle.start(
+                "step", sc.OP_CHAT, parent, SpanKind.CLIENT, attributes, start_ns=start_ns, dest=dest
+            )
         self._adopt(owner)
 
     @property
@@ -844,7 +754,7 @@ class Step(_Record):
 
         >>> s.prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
         """
-        value = messages.input_messages(text, "s.prompt(text=...)")
+        value = fields.STEP_PROMPT.check(text, fields.STEP_PROMPT.where)
         if self._open("prompt"):
             self._prompt = value
         return self
@@ -856,21 +766,20 @@ class Step(_Record):
 
         >>> s.response(completion.choices[0])      # message, tool calls and finish reason
         """
-        if isinstance(text, str):
-            plain: str | None = checks.text(text, "s.response(text=...)")
-            structured, found = None, None
-        else:
-            plain = None
-            structured, found = messages.output_messages(text, None, "s.response(text=...)")
+        value = fields.STEP_RESPONSE.check(text, fields.STEP_RESPONSE.where)
         if self._open("response"):
-            self._response, self._response_json, self._response_reason = plain, structured, found
+            self._response, self._response_json, self._response_reason = value
         return self
 
     def model(self, requested: str | None = None, used: str | None = None) -> Self:
         """The model asked for, and the model that answered (often a dated version of it).
         ``s.model("gpt-4o")`` says both, unless the answering model is given (before or after)."""
-        req = checks.optional_text(requested, "s.model(requested=...)")
-        use = checks.optional_text(used, "s.model(used=...)")
+        req = (
+            None
+            if requested is None
+            else fields.MODEL_REQUESTED.check(requested, fields.MODEL_REQUESTED.where)
+        )
+        use = None if used is None else fields.MODEL_USED.check(used, fields.MODEL_USED.where)
         if self._open("model"):
             if req is not None:
                 self._model_requested = req
@@ -895,21 +804,25 @@ class Step(_Record):
 
         >>> s.tokens(prompt_uncached=900, prompt_cached=4000, completion=350, cache_write=120, reasoning=200)
         """
-        count = checks.token_count
+        f = fields
         uncached = (
-            None if prompt_uncached is None else count(prompt_uncached, "s.tokens(prompt_uncached=...)")
+            None
+            if prompt_uncached is None
+            else f.UNCACHED_TOKENS.check(prompt_uncached, f.UNCACHED_TOKENS.where)
         )
-        cached = None if prompt_cached is None else count(prompt_cached, "s.tokens(prompt_cached=...)")
-        out = None if completion is None else count(completion, "s.tokens(completion=...)")
-        written = None if cache_write is None else count(cache_write, "s.tokens(cache_write=...)")
-        thought = None if reasoning is None else count(reasoning, "s.tokens(reasoning=...)")
-        total_out = out if out is not None else self._completion
-        total_thought = thought if thought is not None else self._reasoning
-        if total_out is not None and total_thought is not None and total_thought > total_out:
-            raise ValueError(
-                f"[TCC] s.tokens(reasoning=...) counts part of the completion and cannot exceed it: "
-                f"reasoning={total_thought}, completion={total_out}"
-            )
+        cached = (
+            None if prompt_cached is None else f.CACHED_TOKENS.check(prompt_cached, f.CACHED_TOKENS.where)
+        )
+        out = None if completion is None else f.COMPLETION_TOKENS.check(completion, f.COMPLETION_TOKENS.where)
+        written = (
+            None
+            if cache_write is None
+            else f.CACHE_WRITE_TOKENS.check(cache_write, f.CACHE_WRITE_TOKENS.where)
+        )
+        thought = None if reasoning is None else f.REASONING_TOKENS.check(reasoning, f.REASONING_TOKENS.where)
+        f.reasoning_within_completion(
+            thought if thought is not None else self._reasoning, out if out is not None else self._completion
+        )
         if self._open("tokens"):
             if uncached is not None:
                 self._uncached = uncached
@@ -925,14 +838,14 @@ class Step(_Record):
 
     def cost(self, real_total: float) -> Self:
         """The call's actual cost in USD; it wins over the cost computed from model and tokens."""
-        value = checks.cost(real_total, "s.cost(real_total=...)")
+        value = fields.COST.check(real_total, fields.COST.where)
         if self._open("cost"):
             self._cost = value
         return self
 
     def finish_reason(self, reason: str) -> Self:
         """Why the model stopped, e.g. "stop", "length", "tool_calls"."""
-        value = checks.text(reason, "s.finish_reason(reason=...)")
+        value = fields.FINISH_REASON.check(reason, fields.FINISH_REASON.where)
         if self._open("finish_reason"):
             self._finish_reason = value
         return self
@@ -940,7 +853,7 @@ class Step(_Record):
     def tool_definitions(self, definitions: str | Sequence[Any]) -> Self:
         """The tools offered to the model: a JSON str, or a list of definitions (OpenAI or Anthropic
         shape, dicts or SDK objects), recorded as given."""
-        value = messages.tool_definitions(definitions, "s.tool_definitions(definitions=...)")
+        value = fields.TOOL_DEFINITIONS.check(definitions, fields.TOOL_DEFINITIONS.where)
         if self._open("tool_definitions"):
             self._tool_definitions = value
         return self
@@ -950,43 +863,26 @@ class Step(_Record):
     ) -> ToolCall:
         """Start a tool call made from this step; its span is this step's child."""
         self._open("tool_call")
-        return ToolCall(
+        tcid, name, start_ns = ToolCall._check(tool_call_id, tool_name, start_time)
+        return self._tool_call(tcid, name, start_ns)
+
+    def _tool_call(self, tool_call_id: str, tool_name: str | None, start_ns: int | None) -> ToolCall:
+        owner = self._owner() if self._owner is not None else registry.parent_for(self._run_id)[0]
+        return ToolCall._make(
             self._run_id,
             tool_call_id,
             tool_name,
-            start_time=start_time,
-            _run=self._owner() if self._owner is not None else None,
-            _parent=self.context(),
-            _dest=self._dest,
+            start_ns,
+            dest=self._dest,
+            owner=owner,
+            parent=self.context(),
         )
 
     def context(self) -> Context:
         """An OpenTelemetry context with this step's span as the parent."""
         if self._context is None:
-            self._context = trace.set_span_in_context(self._started())
+            self._context = trace.set_span_in_context(self._handle.span())
         return self._context
-
-    def _started(self) -> trace.Span:
-        self._start_deferred({}, None)
-        return self._span
-
-    def _started_ns(self) -> int | None:
-        deferred = self._deferred
-        return deferred[2] if deferred is not None else super()._started_ns()
-
-    def _start_deferred(self, attributes: dict[str, AttributeValue], name: str | None) -> trace.Span | None:
-        if self._deferred is None:
-            return None
-        with self._end_lock:  # one start, whichever thread needs the span first
-            deferred, self._deferred = self._deferred, None
-            if deferred is None:
-                return None  # another thread started it a moment ago
-            parent, first, start_ns, target = deferred
-            everything = {**first, **attributes}
-            self._start(
-                name or sc.OP_CHAT, parent, SpanKind.CLIENT, everything, start_ns=start_ns, target=target
-            )
-        return self._span
 
     def _missing(self) -> str | None:
         if self._prompt is None:
@@ -1015,17 +911,15 @@ class Step(_Record):
             attributes[sc.REQUEST_MODEL] = self._model_requested
         if self._model_used is not None:
             attributes[sc.RESPONSE_MODEL] = self._model_used
-        if self._uncached is not None or self._cached is not None or self._cache_write is not None:
-            attributes[sc.USAGE_INPUT_TOKENS] = (
-                (self._uncached or 0) + (self._cached or 0) + (self._cache_write or 0)
+        uncached, cached, written = self._uncached, self._cached, self._cache_write
+        if uncached is not None or cached is not None or written is not None or self._completion is not None:
+            prompt_total = (
+                None
+                if uncached is None and cached is None and written is None
+                else (uncached or 0) + (cached or 0) + (written or 0)
             )
-        if self._cached is not None:
-            attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] = self._cached
-        if self._cache_write is not None:
-            attributes[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = self._cache_write
-        if self._completion is not None:
-            attributes[sc.USAGE_OUTPUT_TOKENS] = self._completion
-        if self._reasoning is not None:
+            Usage(prompt_total, cached, written, self._completion, self._reasoning).to_attributes(attributes)
+        elif self._reasoning is not None:
             attributes[sc.USAGE_REASONING_OUTPUT_TOKENS] = self._reasoning
         if finish_reason is not None:
             attributes[sc.RESPONSE_FINISH_REASONS] = (finish_reason,)
@@ -1057,33 +951,71 @@ class ToolCall(_Record):
         tcc_url: str | None = None,
         *,
         start_time: object = None,
-        _run: Run | None = None,
-        _parent: Context | None = None,
-        _dest: _destinations.Destination | None = None,
     ) -> None:
-        # A run passes its own id (checked when the run was made): the common path skips the checks.
-        self._run_id = run_id if _run is not None else checks.identifier(run_id, "tcc.tool_call(run_id=...)")
-        self._tool_call_id = checks.new_id(tool_call_id, "tcc.tool_call(tool_call_id=...)")
-        self._tool_name = (
-            None if tool_name is None else checks.identifier(tool_name, "tcc.tool_call(tool_name=...)")
-        )
+        rid = fields.TOOL_CALL_RUN_ID.check(run_id, fields.TOOL_CALL_RUN_ID.where)
+        tcid, name, start_ns = ToolCall._check(tool_call_id, tool_name, start_time)
+        dest = _destinations.destination(api_key, tcc_url, "tcc.tool_call")
+        owner, parent = registry.parent_for(rid)
+        if dest is None and owner is not None:
+            dest = owner._dest
+        self._begin(rid, tcid, name, start_ns, dest=dest, owner=owner, parent=parent)
+
+    @staticmethod
+    def _check(
+        tool_call_id: object, tool_name: object, start_time: object
+    ) -> tuple[str, str | None, int | None]:
+        tcid = fields.TOOL_CALL_ID.check(tool_call_id, fields.TOOL_CALL_ID.where)
+        name = None if tool_name is None else fields.TOOL_NAME.check(tool_name, fields.TOOL_NAME.where)
         start_ns = (
             None if start_time is None else checks.timestamp(start_time, "tcc.tool_call(start_time=...)")
         )
-        dest = _destinations.destination(api_key, tcc_url, "tcc.tool_call") or _dest
-        owner, parent = _parent_for(self._run_id, _run)
-        super().__init__(dest if dest is not None or owner is None else owner._dest, start_ns)
+        return tcid, name, start_ns
+
+    @classmethod
+    def _make(
+        cls,
+        run_id: str,
+        tool_call_id: str,
+        tool_name: str | None,
+        start_ns: int | None,
+        *,
+        dest: _destinations.Destination | None,
+        owner: Run | None,
+        parent: Context,
+    ) -> ToolCall:
+        """A tool call from checked values: of ``owner`` (a run alive here) or, without one, on its own."""
+        call = cls.__new__(cls)
+        call._begin(run_id, tool_call_id, tool_name, start_ns, dest=dest, owner=owner, parent=parent)
+        return call
+
+    def _begin(
+        self,
+        run_id: str,
+        tool_call_id: str,
+        tool_name: str | None,
+        start_ns: int | None,
+        *,
+        dest: _destinations.Destination | None,
+        owner: Run | None,
+        parent: Context,
+    ) -> None:
+        _Record.__init__(self, dest, start_ns)
+        self._run_id = run_id
+        self._tool_call_id = tool_call_id
+        self._tool_name = tool_name
         self._args: str | None = None
         self._result: str | None = None
         attributes: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL,
-            sc.TOOL_CALL_ID: self._tool_call_id,
-            sc.RUN_ID: self._run_id,
+            sc.TOOL_CALL_ID: tool_call_id,
+            sc.RUN_ID: run_id,
         }
-        if self._tool_name is not None:
-            attributes[sc.TOOL_NAME] = self._tool_name
-        name = sc.OP_EXECUTE_TOOL if self._tool_name is None else f"{sc.OP_EXECUTE_TOOL} {self._tool_name}"
-        self._start(name, _parent if _parent is not None else parent, SpanKind.INTERNAL, attributes)
+        if tool_name is not None:
+            attributes[sc.TOOL_NAME] = tool_name
+        name = sc.OP_EXECUTE_TOOL if tool_name is None else f"{sc.OP_EXECUTE_TOOL} {tool_name}"
+        self._handle = SpanHandle.start(
+            "tool call", name, parent, SpanKind.INTERNAL, attributes, start_ns=start_ns, dest=dest
+        )
         self._adopt(owner)
 
     @property
@@ -1099,21 +1031,21 @@ class ToolCall(_Record):
 
     def name(self, tool_name: str) -> Self:
         """The tool's name (required before ``end()``, unless given to ``tool_call()``)."""
-        value = checks.identifier(tool_name, "tc.name(tool_name=...)")
+        value = fields.NAME.check(tool_name, fields.NAME.where)
         if self._open("name"):
             self._tool_name = value
         return self
 
     def args(self, value: str | Any) -> Self:
         """The call's arguments: a str as is, anything else serialised to JSON here."""
-        text = checks.json_or_text(value, "tc.args(value=...)")
+        text = fields.ARGS.check(value, fields.ARGS.where)
         if self._open("args"):
             self._args = text
         return self
 
     def result(self, value: str | Any) -> Self:
         """The call's result: a str as is, anything else serialised to JSON here."""
-        text = checks.json_or_text(value, "tc.result(value=...)")
+        text = fields.RESULT.check(value, fields.RESULT.where)
         if self._open("result"):
             self._result = text
         return self
@@ -1133,69 +1065,3 @@ class ToolCall(_Record):
         if self._result is not None:
             attributes[sc.TOOL_CALL_RESULT] = self._result
         return attributes
-
-
-def submit_feedback(
-    run_id: str,
-    score: FeedbackScore | None = None,
-    text: str | None = None,
-    api_key: str | None = None,
-    tcc_url: str | None = None,
-    *,
-    _dest: _destinations.Destination | None = None,
-) -> bool:
-    """Record user feedback on a run, as a short ``feedback`` span in the run's trace.
-
-    The span carries the GenAI evaluation attributes: ``gen_ai.evaluation.name="user_feedback"``,
-    ``gen_ai.evaluation.score.label`` (the score), ``gen_ai.evaluation.score.value`` (+1.0 / -1.0) and
-    ``gen_ai.evaluation.explanation`` (the text), plus ``tcc.run.id``.
-
-    >>> tcc.submit_feedback(r.run_id, score="thumbs_up", text="Spot on")
-    True
-    """
-    rid = checks.identifier(run_id, "tcc.submit_feedback(run_id=...)")
-    if score is not None and not isinstance(score, str):
-        raise TypeError(
-            "[TCC] tcc.submit_feedback(score=...) expects 'thumbs_up', 'thumbs_down' or None, "
-            f"got {checks.type_name(score)}"
-        )
-    if score is not None and score not in FEEDBACK_SCORES:
-        raise ValueError(
-            "[TCC] tcc.submit_feedback(score=...) expects 'thumbs_up', 'thumbs_down' or None, "
-            f"got {checks.show(score)}"
-        )
-    body = checks.optional_text(text, "tcc.submit_feedback(text=...)")
-    if not score and not body:
-        raise ValueError("[TCC] Cannot submit feedback: at least one of 'score' or 'text' must be provided")
-    if body is not None and len(body) > FEEDBACK_TEXT_MAX:
-        raise ValueError(
-            f"[TCC] Cannot submit feedback: text length ({len(body)}) exceeds maximum of "
-            f"{FEEDBACK_TEXT_MAX} characters"
-        )
-    dest = _destinations.destination(api_key, tcc_url, "tcc.submit_feedback") or _dest
-    if dest is None:
-        live = _live_runs.get(rid)
-        dest = live._dest if live is not None else None
-    attributes: dict[str, AttributeValue] = {sc.RUN_ID: rid, sc.EVALUATION_NAME: sc.FEEDBACK_EVALUATION_NAME}
-    if score is not None:
-        attributes[sc.EVALUATION_SCORE_LABEL] = score
-        attributes[sc.EVALUATION_SCORE_VALUE] = FEEDBACK_SCORES[score]
-    if body:
-        attributes[sc.EVALUATION_EXPLANATION] = body
-    policy = _settings.settings
-    _content.apply(
-        attributes,
-        (sc.EVALUATION_EXPLANATION,),
-        capture=policy.capture_content,
-        mask=policy.mask,
-        limit=policy.value_limit,
-    )
-    try:
-        tracer, router = _pipeline.target(dest)
-        span = tracer.start_span(sc.FEEDBACK_SPAN_NAME, context=run_context(rid), attributes=attributes)
-        if router is not None:
-            router.route(span, dest)
-        span.end()
-    except Exception:
-        diag.error_once("feedback", "contextcompany: recording feedback failed")
-    return True

@@ -87,6 +87,7 @@ ERROR_TYPE_TIMEOUT: Final = "tcc.timeout"
 ERROR_TYPE_PARENT_ENDED: Final = "tcc.parent_ended"
 ERROR_TYPE_ABANDONED: Final = "tcc.abandoned"
 ERROR_TYPE_PROCESS_EXIT: Final = "tcc.process_exit"
+ERROR_TYPE_TERMINATED: Final = "tcc.terminated"  # SIGTERM, handled by tcc (_sigterm)
 
 INSTRUMENTATION_NAME: Final = "contextcompany"
 

@@ -130,14 +130,24 @@ class Variable(Generic[T]):
     2048
     """
 
-    __slots__ = ("_cached", "default", "doc", "expects", "name", "parse")
+    __slots__ = ("_cached", "default", "doc", "expects", "instead", "name", "parse")
 
-    def __init__(self, name: str, parse: Callable[[str], T], default: T, doc: str, *, expects: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        parse: Callable[[str], T],
+        default: T,
+        doc: str,
+        *,
+        expects: str,
+        instead: str | None = None,
+    ) -> None:
         self.name = name
         self.parse = parse
         self.default = default
         self.doc = doc
         self.expects = expects
+        self.instead = instead  # what the warning says happens with a bad value (default: the default)
         self._cached: _Cached[T] | None = None
 
     def get(self) -> T:
@@ -152,6 +162,17 @@ class Variable(Generic[T]):
         self._cached = _Cached(raw, value)  # one reference store: safe to race, both parse alike
         return value
 
+    def invalid(self) -> str | None:
+        """The variable's raw value when it is set but does not parse (it was warned about), else None."""
+        raw = os.environ.get(self.name)
+        if raw is None or not raw.strip():
+            return None
+        try:
+            self.parse(raw.strip())
+        except ValueError:
+            return raw
+        return None
+
     def _parse(self, raw: str) -> T:
         text = raw.strip()
         if not text:
@@ -161,11 +182,11 @@ class Variable(Generic[T]):
         except ValueError:
             diag.warn_once(
                 f"env {self.name}={raw!r}",
-                "contextcompany: %s=%r is not %s; using the default (%s)",
+                "contextcompany: %s=%r is not %s; %s",
                 self.name,
                 raw,
                 self.expects,
-                self.default,
+                self.instead or f"using the default ({self.default})",
             )
             return self.default
 
@@ -267,6 +288,12 @@ def _key(text: str) -> str | None:
     return text
 
 
+# A malformed endpoint is not replaced by the default: spans would go to a collector nobody chose.
+_NOT_SENT: Final = (
+    "a URL needs http:// or https:// and a host (e.g. http://collector:4318); tcc sends no spans until "
+    "it is fixed"
+)
+
 SDK_DISABLED: Final = Variable(
     "OTEL_SDK_DISABLED",
     _bool,
@@ -280,6 +307,7 @@ ENDPOINT: Final = Variable(
     "http://localhost:4318",
     "the collector's base URL; /v1/traces is appended",
     expects="an http:// or https:// URL",
+    instead=_NOT_SENT,
 )
 TRACES_ENDPOINT: Final[Variable[str | None]] = Variable(
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -287,6 +315,7 @@ TRACES_ENDPOINT: Final[Variable[str | None]] = Variable(
     None,
     "the full traces URL, used as is (before OTEL_EXPORTER_OTLP_ENDPOINT)",
     expects="an http:// or https:// URL",
+    instead=_NOT_SENT,
 )
 API_KEY: Final[Variable[str | None]] = Variable(
     "TCC_API_KEY",
@@ -373,6 +402,14 @@ METRICS_TEMPORALITY: Final = Variable(
     "cumulative, delta or lowmemory: the temporality of tcc's own metrics",
     expects="cumulative, delta or lowmemory",
 )
+HANDLE_SIGTERM: Final = Variable(
+    "TCC_HANDLE_SIGTERM",
+    _bool,
+    True,
+    "false: tcc installs no SIGTERM handler (by default it delivers, then dies of the signal, when the "
+    "application has no handler of its own)",
+    expects="true or false",
+)
 
 VARIABLES: Final[tuple[Variable[Any], ...]] = (
     SDK_DISABLED,
@@ -390,6 +427,7 @@ VARIABLES: Final[tuple[Variable[Any], ...]] = (
     METRICS_ENDPOINT,
     METRIC_EXPORT_INTERVAL,
     METRICS_TEMPORALITY,
+    HANDLE_SIGTERM,
 )
 
 _SDK: Final = "the OpenTelemetry SDK"
@@ -447,6 +485,7 @@ class Config:
     meter_provider: metrics.MeterProvider | None = None
     shutdown_timeout_millis: float | None = None
     allow_insecure_http: bool | None = None
+    handle_sigterm: bool | None = None
     built: bool = field(default=False, compare=False)  # a pipeline was built from it: no more changes
 
     def traces_url(self) -> str:
@@ -460,6 +499,46 @@ class Config:
         """Where tcc's own metrics go: ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` as is, else the base URL
         (``endpoint`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``) + /v1/metrics."""
         return METRICS_ENDPOINT.get() or self.base_url() + "/v1/metrics"
+
+    def traces_source(self) -> str:
+        """Where ``traces_url()`` came from, for messages: ``configure(endpoint=...)``, the variable's name,
+        or ``the default``."""
+        if self.endpoint is not None:
+            return "configure(endpoint=...)"
+        if TRACES_ENDPOINT.get() is not None:
+            return TRACES_ENDPOINT.name
+        return ENDPOINT.name if os.environ.get(ENDPOINT.name, "").strip() else "the default"
+
+    def endpoint_advice(self) -> str | None:
+        """A warning for an endpoint that is a URL but most likely not the one meant: a base endpoint
+        variable that already ends in ``/v1/traces`` (which the OTLP rules then append a second time)."""
+        if self.endpoint is not None or TRACES_ENDPOINT.get() is not None:
+            return None
+        raw = os.environ.get(ENDPOINT.name, "").strip()
+        if ENDPOINT.invalid() is None and raw.rstrip("/").endswith("/v1/traces"):
+            return (
+                f"{ENDPOINT.name}={raw!r} is a base URL, to which /v1/traces is appended, so spans go to "
+                f"{self.traces_url()}: leave /v1/traces out, or give the full URL in {TRACES_ENDPOINT.name}"
+            )
+        return None
+
+    def endpoint_problem(self) -> str | None:
+        """Why nothing may be sent to the default destination: an endpoint variable that is not a URL (and
+        that ``configure(endpoint=...)`` does not override). None when the endpoint is usable."""
+        if self.endpoint is not None:
+            return None
+        for variable in (TRACES_ENDPOINT, ENDPOINT):
+            raw = variable.invalid()
+            if raw is not None:
+                # Without the value: the warning at setup showed it, and this goes into stats().last_error.
+                return f"{variable.name} is not an http:// or https:// URL, so tcc sends no spans"
+            if variable.get() is not None and variable is TRACES_ENDPOINT:
+                return None  # a good traces URL wins over the base endpoint, whatever that holds
+        return None
+
+    def handles_sigterm(self) -> bool:
+        """``handle_sigterm``, else ``TCC_HANDLE_SIGTERM``, else True."""
+        return self.handle_sigterm if self.handle_sigterm is not None else HANDLE_SIGTERM.get()
 
     def base_url(self) -> str:
         """The OTLP base URL: ``endpoint`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``, without ``/v1/traces``."""
@@ -598,6 +677,7 @@ def configure(
     shutdown_timeout_millis: float | None = None,
     allow_insecure_http: bool | None = None,
     meter_provider: metrics.MeterProvider | None = None,
+    handle_sigterm: bool | None = None,
 ) -> None:
     """Set tcc up in code; every argument left out keeps its default (from the ``OTEL_*`` variables).
 
@@ -615,7 +695,11 @@ def configure(
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
     ):
         raise TypeError("[TCC] configure(headers=...) expects a dict of str to str")
-    for flag, name in ((capture_content, "capture_content"), (allow_insecure_http, "allow_insecure_http")):
+    for flag, name in (
+        (capture_content, "capture_content"),
+        (allow_insecure_http, "allow_insecure_http"),
+        (handle_sigterm, "handle_sigterm"),
+    ):
         checks.optional_bool(flag, f"configure({name}=...)")
     if not isinstance(mask, _Unset) and mask is not None and not callable(mask):
         raise TypeError(
@@ -665,6 +749,7 @@ def configure(
                 ("meter_provider", meter_provider),
                 ("shutdown_timeout_millis", shutdown_timeout_millis),
                 ("allow_insecure_http", allow_insecure_http),
+                ("handle_sigterm", handle_sigterm),
             )
             if value is not None
         }

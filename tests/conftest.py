@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -54,6 +55,16 @@ def captured() -> Iterator[Captured]:
     finally:
         _pipeline.install(previous)
         provider.shutdown()
+
+
+@contextmanager
+def sending_nothing() -> Iterator[None]:
+    """Records made inside are checked as usual and send nothing (tcc's disabled pipeline)."""
+    previous = _pipeline.install(_pipeline.Pipeline(tracer=trace.NoOpTracer()))
+    try:
+        yield
+    finally:
+        _pipeline.install(previous)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import contextcompany as tcc
-from contextcompany import _ids, _records
+from contextcompany import _ids, _records, _registry
 from contextcompany._import import send_run, send_step, send_tool_call
 
 from .conftest import Captured
@@ -198,7 +198,7 @@ def test_a_complete_run_becomes_the_exact_spans(captured: Captured) -> None:
         "gen_ai.evaluation.explanation": "Spot on",
     }
     # nothing of the dry pass is left behind: the run ended, no open records
-    assert not _records._live_runs and not _records._orphans
+    assert not _registry.live_runs and not _registry.orphans
 
 
 def _without_ids(span: ReadableSpan) -> tuple[str, dict[str, Any], Any, int | None, int | None]:
@@ -413,8 +413,8 @@ def test_a_bad_field_anywhere_raises_with_its_path_and_sends_nothing(
     assert str(info.value).startswith(message), str(info.value)
     assert captured.spans() == []
     # and nothing is left to send later: no live run, no open record, nothing remembered
-    assert not _records._live_runs and not _records._orphans
-    assert not _records.known_run("bad-run")
+    assert not _registry.live_runs and not _registry.orphans
+    assert not _registry.known_run("bad-run")
 
 
 def test_a_failed_run_needs_no_prompt(captured: Captured) -> None:
@@ -481,7 +481,7 @@ def test_send_to_a_run_of_another_process(captured: Captured, kind: str) -> None
     assert child.parent is not None and child.parent.span_id == derived.span_id
     assert child.context.trace_id == derived.trace_id
     assert attrs(child)["tcc.run.id"] == "remote-run-7"
-    assert not _records._orphans  # ended, not left for the exit hook
+    assert not _registry.orphans  # ended, not left for the exit hook
 
 
 def test_send_step_and_tool_call_errors_name_their_field_and_send_nothing(captured: Captured) -> None:
@@ -503,7 +503,7 @@ def test_send_step_and_tool_call_errors_name_their_field_and_send_nothing(captur
     with pytest.raises(TypeError, match="unexpected keyword argument 'completion_token'"):
         send_step(run_id="r", prompt="p", response="r", completion_token=3)  # type: ignore[call-arg]
     assert captured.spans() == []
-    assert not _records._orphans
+    assert not _registry.orphans
 
 
 def test_a_failed_step_or_tool_call_needs_nothing(captured: Captured) -> None:
@@ -528,20 +528,15 @@ def test_returned_ids_default_to_uuid4(captured: Captured) -> None:
     assert attrs(captured.one("execute_tool t"))["gen_ai.tool.call.id"] == call_id
 
 
-def test_a_failure_after_the_dry_pass_ends_what_it_started_as_failed(
+def test_a_failure_while_building_ends_what_it_started_as_failed(
     captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Not expected to happen (both passes make the same calls); if it does, nothing is left open.
-    from contextcompany import _pipeline
+    # Not expected to happen (everything was checked before the first record was made); if it does,
+    # nothing is left open.
+    def explode(self: _records.Step, *args: object) -> None:
+        raise RuntimeError("the collector exploded")
 
-    real_end = _records.Step.end
-
-    def end_only_when_dry(self: _records.Step) -> None:
-        if not _pipeline._dry.get():
-            raise RuntimeError("the collector exploded")
-        real_end(self)
-
-    monkeypatch.setattr(_records.Step, "end", end_only_when_dry)
+    monkeypatch.setattr(_records.Step, "_close", explode)
     with pytest.raises(RuntimeError, match="the collector exploded"):
         send_run(run_id="midway", prompt="q", steps=[_step_payload()])
     spans = {s.name: s for s in captured.spans()}
@@ -549,4 +544,4 @@ def test_a_failure_after_the_dry_pass_ends_what_it_started_as_failed(
     for span in spans.values():
         assert span.status.status_code is StatusCode.ERROR
         assert "failed midway: the collector exploded" in (span.status.description or "")
-    assert not _records._live_runs and not _records._orphans
+    assert not _registry.live_runs and not _registry.orphans

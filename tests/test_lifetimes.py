@@ -128,12 +128,12 @@ def test_dropped_step_of_a_run_elsewhere_is_ended(captured: Captured) -> None:
 
 
 def test_records_open_at_exit_are_ended(captured: Captured) -> None:
-    from contextcompany import _records
+    from contextcompany import _lifetimes
 
     r = tcc.run()
     r.step()
     orphan = tcc.tool_call(run_id="elsewhere", tool_name="t")
-    _records._end_everything_open()
+    _lifetimes.end_everything_open()
     spans = captured.spans()
     assert {s.name for s in spans} == {"chat", "invoke_agent", "execute_tool t"}
     assert all(s.status.status_code is StatusCode.ERROR for s in spans)
@@ -143,13 +143,13 @@ def test_records_open_at_exit_are_ended(captured: Captured) -> None:
 
 
 def test_disabled_or_unsampled_records_start_no_lifetime_machinery(monkeypatch: pytest.MonkeyPatch) -> None:
-    from contextcompany import _records
+    from contextcompany import _registry
 
     previous = _pipeline.install(_pipeline.Pipeline(tracer=_pipeline.trace.NoOpTracer()))
     try:
         r = tcc.run()
         r.step()
-        assert r.run_id not in _records._live_runs
+        assert r.run_id not in _registry.live_runs
         assert r._finalizer is None and r._deadline is None
     finally:
         _pipeline.install(previous)

@@ -89,6 +89,12 @@ def by_size(spans: list[tuple[ReadableSpan, int]]) -> Iterator[list[ReadableSpan
         yield request
 
 
+def _to(exporter: SpanExporter | None) -> str:
+    """`` (to <URL>)`` for an exporter that names where it sends (tcc's own do), else nothing."""
+    where = getattr(exporter, "endpoint", None)
+    return f" (to {where})" if isinstance(where, str) else ""
+
+
 # On the worker: a span as it will be sent, the key of its destination (None: the default exporter) and
 # its approximate size in a request.
 Prepare = Callable[[ReadableSpan], tuple[Hashable, ReadableSpan, int]]
@@ -223,8 +229,20 @@ class Batcher:
     def _send(self, key: Hashable, spans: list[ReadableSpan]) -> None:
         exporter = self._exporter_for(key)
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+
+        def failing(cause: str, at_once: bool) -> None:
+            # Said by tcc's HTTP session at a failed attempt, while the exporter may retry for seconds
+            # more: stats().last_error shows it at once, and so does the warning when retrying will most
+            # likely not mend it (a retry that succeeds after a 429 or a 503 is no outage: no warning).
+            if at_once:
+                self._failure(key, exporter, redact(cause))
+            else:
+                with self._lock:
+                    if not self._gave_up:
+                        self._last_error = redact(cause)
+
         try:
-            with capturing() as notes:
+            with capturing(failing, final=self.is_shutdown) as notes:
                 if exporter is None:
                     error: str | None = "no exporter for this destination"
                 else:
@@ -249,15 +267,31 @@ class Batcher:
                 self._dropped += len(spans)
                 self._failed += 1
                 self._last_error = error
-        if error is not None and key not in self._failing:
-            self._failing.add(key)
+        if error is not None:
+            self._failure(key, exporter, error)
+        elif key in self._failing:
+            self._failing.discard(key)
+            logger.warning("contextcompany: exporting spans works again%s", _to(exporter))
+
+    def _failure(self, key: Hashable, exporter: SpanExporter | None, error: str) -> None:
+        """On the worker: record the cause, and warn once per outage of this destination (an exporter
+        with an ``explain(cause)`` method words the warning: URL, where it came from, the likely fix)."""
+        with self._lock:
+            if not self._gave_up:
+                self._last_error = error
+        if key in self._failing:
+            return  # later failures of the same outage: counted, not repeated
+        self._failing.add(key)
+        explain = getattr(exporter, "explain", None)
+        if callable(explain):
+            message = explain(error)
+            if message is not None:  # None: the exporter's problem was told at setup already
+                logger.warning("contextcompany: %s", message)
+        else:
             logger.warning(
                 "contextcompany: exporting spans failed (%s); spans are dropped until exports succeed again",
                 error,
             )
-        elif error is None and key in self._failing:
-            self._failing.discard(key)
-            logger.warning("contextcompany: exporting spans works again")
 
     # -- any thread --
 
@@ -283,13 +317,32 @@ class Batcher:
             if self.is_shutdown:
                 return False
             self.is_shutdown = True
+            failing, cause = list(self._failing), self._last_error
         self._wake.set()
+        for key in failing:
+            # A destination already failing would hold the exit for its retries: tell its exporter (if it
+            # can be told) to stop trying; it decides whether that failure warrants it.
+            try:
+                stop = getattr(self._exporter_for(key), "stop_retrying", None)
+                if callable(stop):
+                    stop(cause)
+            except Exception:
+                logger.debug("contextcompany: stop_retrying failed", exc_info=True)
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout)
         with self._lock:
             # Whatever the worker could not send in time is lost (queued, or in an export still hanging):
-            # say so in the counts.
-            self._dropped += len(self._queue) + self._in_flight
+            # say so in the counts and in the last error.
+            lost = len(self._queue) + self._in_flight
+            self._dropped += lost
+            if self._in_flight:
+                self._failed += 1  # the export under way did not finish: it failed, as far as anyone knows
+            if lost:
+                cause = f"; the last cause: {self._last_error}" if self._last_error else ""
+                self._last_error = (
+                    f"{lost} spans dropped at shutdown: not delivered within the shutdown timeout "
+                    f"({timeout * 1000:g} ms){cause}"
+                )
             self._gave_up = self._in_flight > 0
             self._queue.clear()
         return True

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
@@ -34,21 +34,44 @@ _exporting = threading.local()
 
 
 @contextmanager
-def capturing() -> Iterator[list[str]]:
-    """Collect, on this thread, what the exporter and ``note()`` say until the block ends."""
+def capturing(
+    on_note: Callable[[str, bool], None] | None = None, *, final: bool = False
+) -> Iterator[list[str]]:
+    """Collect, on this thread, what the exporter and ``note()`` say until the block ends.
+
+    ``on_note(cause, at_once)`` hears each cause of ``note()`` as it is said, while the exporter may still
+    be retrying (so a failure that retrying will not mend is told at once, not after the retries).
+    ``final``: this is the last export before the process stops (``final()`` tells tcc's HTTP session,
+    which then does not let a refused connection be retried).
+    """
     notes: list[str] = []
     _exporting.notes = notes
+    _exporting.on_note = on_note
+    _exporting.final = final
+    _exporting.noted = False
     try:
         yield notes
     finally:
         _exporting.notes = None
+        _exporting.on_note = None
+        _exporting.final = False
 
 
-def note(message: str) -> None:
-    """Tell the export under way on this thread why it is failing (tcc's own HTTP session does)."""
+def final() -> bool:
+    """Whether the export under way on this thread is one of the last, at shutdown."""
+    return bool(getattr(_exporting, "final", False))
+
+
+def note(message: str, *, at_once: bool = False) -> None:
+    """Tell the export under way on this thread why it is failing (tcc's own HTTP session does).
+    ``at_once``: a cause retrying will most likely not mend (refused, not found, unauthorized): warn now."""
     notes: list[str] | None = getattr(_exporting, "notes", None)
     if notes is not None:
         notes.append(message)
+        _exporting.noted = True
+        on_note: Callable[[str, bool], None] | None = getattr(_exporting, "on_note", None)
+        if on_note is not None:
+            on_note(message, at_once)
 
 
 class _ExporterLogs(logging.Filter):
@@ -57,7 +80,8 @@ class _ExporterLogs(logging.Filter):
         if notes is None:
             return True
         message = record.getMessage()
-        if record.levelno >= logging.WARNING and _GENERIC_FAILURE not in message:
+        # Once tcc's session said the cause (with the URL), the exporter's own lines only repeat it.
+        if record.levelno >= logging.WARNING and _GENERIC_FAILURE not in message and not _exporting.noted:
             notes.append(message)
         return False
 

@@ -38,7 +38,7 @@ from opentelemetry.trace import StatusCode
 import contextcompany as tcc
 from contextcompany import _pipeline, _settings
 from contextcompany._redact import redact
-from tests.conftest import Captured
+from tests.conftest import Captured, sending_nothing
 
 # --- what a valid exported span is ----------------------------------------------------------------------
 
@@ -1366,7 +1366,7 @@ def test_routing_arguments_with_any_value(
         key, url = value, other if isinstance(other, str) and other.startswith("http") else None
     else:
         key, url = ("k" if other == "k" else None), value
-    with _pipeline.dry_run():
+    with sending_nothing():
         call(f"{name}({param}=...)", lambda: make(key, url), param)
 
 
@@ -1442,7 +1442,7 @@ def test_configure_span_processors_of_a_wrong_type(no_env_destination: None) -> 
 @pytest.mark.parametrize("url", ["http://[", "https://[::1", "http://[::1]:99999", "http://host:port"])
 def test_malformed_urls(no_env_destination: None, url: str) -> None:
     """A URL urllib cannot parse is a ValueError naming the parameter, at the call."""
-    with _pipeline.dry_run():
+    with sending_nothing():
         call("tcc.run(tcc_url=...)", lambda: tcc.run(tcc_url=url), "tcc_url")
     with restored_config():
         call("configure(endpoint=...)", lambda: tcc.configure(endpoint=url), "endpoint")
@@ -1493,7 +1493,7 @@ def test_values_whose_methods_raise(
 ) -> None:
     """A value whose repr() or model_dump() raises is refused (or recorded readably) like any other bad
     value: TypeError/ValueError naming the parameter, not the value's own exception."""
-    with restored_config(), _pipeline.dry_run():
+    with restored_config(), sending_nothing():
         call(label, lambda: make(value))
 
 

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import contextcompany as tcc
-from contextcompany._records import current_step
+from contextcompany._registry import current_step
 from tests.conftest import Captured
 
 STEP_ID = "tcc.step.id"

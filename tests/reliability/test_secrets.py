@@ -39,7 +39,7 @@ import contextcompany as tcc
 from contextcompany import _destinations, _diag, _pipeline, _settings
 from contextcompany._export import SpanProcessor
 from contextcompany.dev import OTLPReceiver, ReceivedSpan
-from tests.conftest import Captured
+from tests.conftest import Captured, sending_nothing
 from tests.e2e.conftest import run_script
 from tests.reliability.test_bad_input import assert_exportable, attrs
 
@@ -527,17 +527,18 @@ def test_api_key_is_never_logged_when_exports_fail(collector: str) -> None:
 
 def test_repr_of_tcc_objects_never_shows_the_key(captured: Captured, no_env_destination: None) -> None:
     """In process: records, tcc.stats(), the pipeline and the configuration print without the key."""
-    with detached_config(), _pipeline.dry_run():
+    with detached_config():
         tcc.configure(api_key=API_KEY, endpoint="https://collector.example.com")
-        r = tcc.run(api_key=API_KEY, tcc_url="https://tenant.example.com")
-        texts = [
-            repr(r),
-            repr(r.step()),
-            repr(r.tool_call("t")),
-            repr(_settings.config),
-            str(_settings.config),
-        ]
-        texts.append(repr(_destinations.destination(API_KEY, "https://tenant.example.com", "tcc.run")))
+        with sending_nothing():
+            r = tcc.run(api_key=API_KEY, tcc_url="https://tenant.example.com")
+            texts = [
+                repr(r),
+                repr(r.step()),
+                repr(r.tool_call("t")),
+                repr(_settings.config),
+                str(_settings.config),
+            ]
+            texts.append(repr(_destinations.destination(API_KEY, "https://tenant.example.com", "tcc.run")))
     texts += [repr(tcc.stats()), repr(_pipeline._pipeline)]
     for text in texts:
         assert API_KEY not in text, text
@@ -826,7 +827,7 @@ def test_a_key_over_plain_http_is_refused_by_configure(
             tcc.configure(**kwargs)
         assert _settings.config is before, "a refused configure() changed the configuration"
         tcc.configure(allow_insecure_http=True, **kwargs)  # allowed when asked for
-        with _pipeline.dry_run():
+        with sending_nothing():
             tcc.run(api_key="k", tcc_url=INSECURE)
 
 

@@ -1,0 +1,247 @@
+"""One span handle: it starts a record's span now or later, and finishes it without ever raising.
+
+    >>> handle = SpanHandle.start("run", "invoke_agent", None, SpanKind.INTERNAL, {"tcc.run.id": rid})
+    >>> handle = SpanHandle.later("step", "chat", parent, SpanKind.CLIENT, {"tcc.step.id": sid}, now, lock=lk)
+    >>> handle.span()                       # the span (a deferred one starts here, with its first attributes)
+    >>> handle.finish(attributes, name="chat gpt-4o", status=StatusCode.OK)
+
+A deferred span starts at ``finish()``, back-dated to the time given to ``later()``, with its first
+attributes, the finish attributes and its final name at once: the SDK checks each attribute it is given
+after the start, so starting with all of them is a third less of the SDK's work on the caller's thread.
+Whatever needs the span earlier (a ``with`` block, a child, an exception event) calls ``span()``, which
+starts it then, once, whichever thread asks first.
+
+The tracer and the router are taken when the handle is made: a record ends through the pipeline of the
+moment it was made (not one set up after a ``shutdown()``, say).
+
+Nothing here raises into the application. A sampler or span processor of the service that raises while
+a span starts, is written or ends is logged once (``_diag.error_once``) and the record goes on: a span
+that failed to start is the invalid span, which records nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from . import _content, _destinations, _pipeline, _settings
+from . import _diag as diag
+
+if TYPE_CHECKING:
+    from ._export import SpanProcessor
+
+Attributes: TypeAlias = dict[str, AttributeValue]
+Target: TypeAlias = "tuple[trace.Tracer, SpanProcessor | None]"
+# A span to start: name, parent, kind, first attributes, start (epoch ns; None: now), tracer and router, and
+# the destination the router sends it to.
+_Pending: TypeAlias = (
+    "tuple[str, Context | None, SpanKind, Attributes, int | None, Target, _destinations.Destination | None]"
+)
+
+_NO_KEYS: Final[tuple[str, ...]] = ()
+_NOT_RECORDED: Final[Target] = (trace.NoOpTracer(), None)
+
+
+class SpanHandle:
+    """A record's span, started now (``start``) or at the latest at ``finish`` (``later``)."""
+
+    __slots__ = ("_given_start", "_lock", "_pending", "_span", "_what")
+
+    _span: trace.Span | None
+
+    def __init__(self, what: str, lock: threading.Lock | None, given_start: int | None) -> None:
+        self._what = what  # "run", "step", "tool call", "feedback": for the log line when something fails
+        self._lock = lock  # guards the deferred start; None: one thread only ever uses this handle
+        self._given_start = given_start  # a start the application gave: the end is never before it
+        self._pending: _Pending | None = None
+        self._span = None
+
+    @classmethod
+    def start(
+        cls,
+        what: str,
+        name: str,
+        parent: Context | None,
+        kind: SpanKind,
+        attributes: Attributes,
+        *,
+        start_ns: int | None = None,
+        dest: _destinations.Destination | None = None,
+    ) -> SpanHandle:
+        """A handle whose span starts now (at ``start_ns`` when given)."""
+        handle = cls(what, None, start_ns)
+        handle._span = handle._open((name, parent, kind, attributes, start_ns, handle._target(dest), dest))
+        return handle
+
+    @classmethod
+    def later(
+        cls,
+        what: str,
+        name: str,
+        parent: Context | None,
+        kind: SpanKind,
+        attributes: Attributes,
+        *,
+        start_ns: int | None = None,
+        dest: _destinations.Destination | None = None,
+        lock: threading.Lock | None = None,
+    ) -> SpanHandle:
+        """A handle whose span starts at ``finish()`` (or ``span()``), back-dated to ``start_ns`` (default:
+        now, when the handle is made).
+
+        ``lock`` (the record's own, to spare a lock per handle) makes the start happen once when several
+        threads may ask for the span; without one, a single thread must use the handle."""
+        handle = cls(what, lock, start_ns)
+        start = time.time_ns() if start_ns is None else start_ns
+        try:
+            target = _pipeline.target(dest)  # inline rather than _target(): this runs for every step
+        except Exception:
+            target = handle._target(dest)
+        handle._pending = (name, parent, kind, attributes, start, target, dest)
+        return handle
+
+    def _target(self, dest: _destinations.Destination | None) -> Target:
+        try:
+            return _pipeline.target(dest)
+        except Exception:
+            diag.error_once(
+                "start", "contextcompany: starting the %s span failed; it is not recorded", self._what
+            )
+            return _NOT_RECORDED
+
+    # -- the span --
+
+    def _open(
+        self, pending: _Pending, extra: Attributes | None = None, final_name: str | None = None
+    ) -> trace.Span:
+        """Start the span ``pending`` describes, with ``extra`` attributes and ``final_name`` when given."""
+        name, parent, kind, attributes, start_ns, (tracer, router), dest = pending
+        try:
+            span = tracer.start_span(
+                final_name or name,
+                context=parent,
+                kind=kind,
+                attributes={**attributes, **extra} if extra else attributes,
+                start_time=start_ns,
+            )
+            if router is not None:
+                router.route(span, dest)
+            return span
+        except Exception:
+            # A sampler or span processor of the service raised: the application must not see it.
+            diag.error_once(
+                "start", "contextcompany: starting the %s span failed; it is not recorded", self._what
+            )
+            return trace.INVALID_SPAN
+
+    def _start_pending(self, attributes: Attributes | None, name: str | None) -> trace.Span | None:
+        """Start a deferred span with ``attributes`` added to its first ones; None when it was started."""
+        lock = self._lock
+        if lock is None:
+            return self._start_once(attributes, name)
+        with lock:  # one start, whichever thread needs the span first
+            return self._start_once(attributes, name)
+
+    def _start_once(self, attributes: Attributes | None, name: str | None) -> trace.Span | None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None  # started already
+        span = self._span = self._open(pending, attributes, name)
+        return span
+
+    def span(self) -> trace.Span:
+        """The span; a deferred one starts now, with its first attributes."""
+        span = self._span
+        if span is None:
+            span = self._start_pending(None, None)
+            if span is None:  # another thread started it a moment ago
+                span = self._span
+                assert span is not None
+        return span
+
+    @property
+    def started(self) -> bool:
+        return self._span is not None
+
+    @property
+    def start_ns(self) -> int | None:
+        """When the span starts (a deferred one) or started (None when the SDK does not say)."""
+        pending = self._pending
+        if pending is not None:
+            return pending[4]
+        start: object = getattr(self._span, "start_time", None)
+        return start if isinstance(start, int) else None
+
+    def is_recording(self) -> bool:
+        """False when nothing will be exported (tcc disabled, not sampled, or the start failed).
+
+        A deferred span counts as recording: whether it will be is decided when it starts."""
+        span = self._span
+        return span is None or span.is_recording()
+
+    # -- finishing --
+
+    def finish(
+        self,
+        attributes: Attributes,
+        *,
+        name: str | None = None,
+        status: StatusCode = StatusCode.UNSET,
+        description: str | None = None,
+        end_ns: int | None = None,
+        content: Sequence[str] = _NO_KEYS,
+    ) -> None:
+        """Write ``attributes`` (the content policy applied to the ``content`` keys) and ``name``, set the
+        status (``description`` only on an error) and end the span at ``end_ns`` (default: now, or the start
+        if that is in the future). Never raises."""
+        policy = _settings.settings
+        try:
+            _content.apply(
+                attributes,
+                content,
+                capture=policy.capture_content,
+                mask=policy.mask,
+                limit=policy.value_limit,
+            )
+        except Exception:
+            diag.error_once(
+                "build", "contextcompany: building the %s span failed; it is sent as it is", self._what
+            )
+            attributes, name = {}, None
+        # A deferred span starts now with everything at once; a started one gets the rest written.
+        span = self._span
+        if span is None:
+            span = self._start_pending(attributes, name)
+            written = span is not None
+            if span is None:
+                span = self._span
+                assert span is not None
+        else:
+            written = False
+        try:
+            if not written:
+                span.set_attributes(attributes)
+                if name is not None:
+                    span.update_name(name)
+            if status is not StatusCode.UNSET:
+                text = description if status is StatusCode.ERROR else None
+                span.set_status(status, _content.fit(text, policy.value_limit))
+        except Exception:
+            diag.error_once(
+                "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._what
+            )
+        given = self._given_start
+        if end_ns is None and given is not None and given > time.time_ns():
+            end_ns = given  # a start in the future: never an end before the start
+        try:
+            span.end(end_time=end_ns)
+        except Exception:
+            # A span processor of the service raised on end: the application must not see it.
+            diag.error_once("end", "contextcompany: a span processor failed to end the %s span", self._what)
