@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
@@ -46,7 +47,6 @@ from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-    from opentelemetry.sdk.resources import Resource
 
 from . import _diag as diag
 from . import _forksafe as forksafe
@@ -407,6 +407,7 @@ class Unsampled:
 
 
 _SCOPE: Final = InstrumentationScope(sc.INSTRUMENTATION_NAME)
+_NO_RESOURCE: Final = Resource.get_empty()  # without one, each ReadableSpan runs the resource detectors
 _OK: Final = Status(StatusCode.UNSET)
 _ERROR: Final = Status(StatusCode.ERROR)
 
@@ -420,6 +421,7 @@ def unsampled_span(record: Unsampled) -> ReadableSpan:
         start_time=record.start_ns if record.start_ns is not None else record.end_ns,
         end_time=record.end_ns,
         instrumentation_scope=_SCOPE,
+        resource=_NO_RESOURCE,
     )
 
 

@@ -299,6 +299,20 @@ class Pipeline:
     config: Config = field(default_factory=Config)
     routing: Pipeline | None = None  # with a host provider: tcc's own pipeline for routed records
     retired: tuple[SpanProcessor, ...] = ()  # after shutdown(): what stats() still reports
+    # Where records whose span was not sampled go (a tcc processor's unsampled()); found once.
+    sink: Callable[[_metrics.Unsampled], None] | None = None
+    sink_found: bool = False
+
+    def unsampled_sink(self) -> Callable[[_metrics.Unsampled], None] | None:
+        """The tcc span processor that counts records no span carries: tcc's own, the routing pipeline's,
+        or one the service added to its provider. Any will do: metrics are the process's."""
+        if not self.sink_found:
+            processors = [p for p in (self.processor, self.routing and self.routing.processor) if p]
+            if not processors and self.provider is not None:
+                processors = _processors_on(self.provider)
+            self.sink = processors[0].unsampled if processors else None
+            self.sink_found = True
+        return self.sink
 
     def target(self, dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
         """The tracer to start a span with, and the processor to route it through (None: no routing)."""
@@ -405,6 +419,12 @@ def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None
     if pipeline is None:
         pipeline = get()
     return pipeline.target(dest)
+
+
+def unsampled_sink() -> Callable[[_metrics.Unsampled], None] | None:
+    """Where a record whose span was not sampled goes, if anywhere (see ``Pipeline.unsampled_sink``)."""
+    pipeline = _pipeline
+    return pipeline.unsampled_sink() if pipeline is not None else None
 
 
 def _set(pipeline: Pipeline) -> Pipeline:

@@ -106,6 +106,7 @@ def test_cost_and_tokens_are_exact_under_traceidratio_sampling() -> None:
     duration = [p for p in points if p.name == "gen_ai.client.operation.duration"]
     by_operation: dict[str, int] = defaultdict(int)
     for p in duration:
+        assert "gen_ai.operation.name" in p.attributes, p
         by_operation[p.attributes["gen_ai.operation.name"]] += p.count or 0
         assert p.attributes.get("gen_ai.agent.name") == "proof"
     assert by_operation == {"invoke_agent": RUNS, "chat": 2 * RUNS}
