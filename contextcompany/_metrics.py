@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics
-from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -147,6 +147,39 @@ def _usd(value: object) -> float | None:
     return _seconds(value)
 
 
+class _Sums:
+    """Monotonic sums per instrument and attribute set, read by observable counters at each collection.
+
+    ``add`` runs on the export worker; the observers on the metric reader's thread. The number of
+    attribute sets is bounded by the dimensions' bounds (``_Values``)."""
+
+    __slots__ = ("__weakref__", "_lock", "_sums")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sums: dict[str, dict[tuple[tuple[str, AttributeValue], ...], float]] = {}
+        forksafe.after_fork(self.reset, forksafe.Phase.STATE, weak=True)
+
+    def add(self, instrument: str, value: float, attributes: dict[str, AttributeValue]) -> None:
+        key = tuple(sorted(attributes.items()))
+        with self._lock:
+            sums = self._sums.setdefault(instrument, {})
+            sums[key] = sums.get(key, 0) + value
+
+    def observer(self, instrument: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            with self._lock:
+                items = list(self._sums.get(instrument, {}).items())
+            return [Observation(value, dict(key)) for key, value in items]
+
+        return observe
+
+    def reset(self) -> None:
+        """After fork: the child counts from zero (the parent reports what it counted)."""
+        self._lock = threading.Lock()
+        self._sums = {}
+
+
 class Recorder:
     """Records one ended span's metrics: tokens, duration, time to first chunk, cost.
 
@@ -165,8 +198,13 @@ class Recorder:
             description="Number of input and output tokens used.",
             explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
         )
-        self._parts = meter.create_counter(
+        # The two counters are summed here and observed at collection: an SDK measurement costs about as
+        # much as the rest of a span's metrics together (it cleans, sorts and hashes the attributes each
+        # time), and this work shares the process's cores, and the GIL, with the application.
+        self._sums = _Sums()
+        meter.create_observable_counter(
             TOKEN_PARTS,
+            callbacks=[self._sums.observer(TOKEN_PARTS)],
             unit="{token}",
             description=(
                 "Tokens of LLM calls in disjoint parts (tcc.token.part) of each gen_ai.token.type: "
@@ -188,8 +226,9 @@ class Recorder:
             ),
             explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
         )
-        self._cost = meter.create_counter(
+        meter.create_observable_counter(
             COST,
+            callbacks=[self._sums.observer(COST)],
             unit="{USD}",
             description="Cost of LLM calls in US dollars (tcc.cost.usd), priced with genai-prices.",
         )
@@ -250,7 +289,7 @@ class Recorder:
         self._record_tokens(usage, dims)
         cost = _usd(attributes.get(sc.COST_USD))
         if cost is not None:
-            self._cost.add(cost, dims)
+            self._sums.add(COST, cost, dims)
 
     def _record_tokens(self, usage: Usage, dims: dict[str, AttributeValue]) -> None:
         parts: tuple[tuple[str, int], ...]
@@ -280,7 +319,7 @@ class Recorder:
     ) -> None:
         for part, tokens in parts:
             if tokens:  # a zero adds nothing and would only add a series
-                self._parts.add(tokens, {**dims, sc.TOKEN_TYPE: token_type, sc.TOKEN_PART: part})
+                self._sums.add(TOKEN_PARTS, tokens, {**dims, sc.TOKEN_TYPE: token_type, sc.TOKEN_PART: part})
 
 
 _COST_SOURCES: Final = frozenset({sc.COST_SOURCE_COMPUTED, sc.COST_SOURCE_REPORTED, sc.COST_SOURCE_NO_PRICE})
