@@ -40,7 +40,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import _forksafe as forksafe
 from ._export._exporter_logs import capturing
-from ._metrics import Plan
+from ._metrics import Plan, shared
 from ._redact import redact
 
 __all__ = ["LazyExporter", "own_provider", "temporality"]
@@ -103,7 +103,9 @@ class LazyExporter(MetricExporter):
                 error = notes[-1] if notes else "the exporter reported a failure"
         except Exception as exc:
             result, error = MetricExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
-        if error is not None and not self._failing:
+        if error is not None and shared.closing:
+            pass  # shutting down: what the last export could not deliver is not worth a line at exit
+        elif error is not None and not self._failing:
             self._failing = True
             logger.warning(
                 "contextcompany: exporting metrics failed (%s); they are dropped until exports succeed again "

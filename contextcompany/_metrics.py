@@ -505,6 +505,7 @@ class Metrics:
         self._own: SdkMeterProvider | None = None
         self._host: MeterProvider | None = None
         self._once = diag.Once()
+        self.closing = False
         forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
 
     def _renew_lock(self) -> None:
@@ -551,6 +552,7 @@ class Metrics:
 
     def shutdown(self, timeout_millis: float) -> None:
         """Export what was recorded and stop tcc's own provider (the reader's join is bounded)."""
+        self.closing = True  # a failure from here on is the exit's, which the spans' report covers
         own = self._own
         if own is not None:
             own.shutdown(timeout_millis=timeout_millis)
@@ -562,7 +564,7 @@ class Metrics:
         own, self._own = self._own, None
         if own is not None:
             own.shutdown(timeout_millis=1000)
-        self._host, self._recorder, self._made = None, None, False
+        self._host, self._recorder, self._made, self.closing = None, None, False, False
 
 
 shared: Final = Metrics()

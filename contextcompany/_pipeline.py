@@ -631,7 +631,9 @@ def _shutdown_within(pipeline: Pipeline, bound_millis: float) -> None:
             own.processor.shutdown(timeout_millis=left)
         if isinstance(own.provider, TracerProvider):
             own.provider.shutdown()
-    left = max((deadline - time.monotonic()) * 1000, reserve if bound_millis > 0 else 0.0)
+    # One small request to a collector that answers takes milliseconds; one that does not is not waited
+    # for beyond the reserve (the spans' warning already says it is unreachable).
+    left = min(max((deadline - time.monotonic()) * 1000, 0.0), reserve)
     _bounded(lambda: _metrics.shared.shutdown(left), left)
 
 
@@ -649,7 +651,7 @@ def flush(timeout_millis: int) -> bool:
             ok = _bounded(functools.partial(force_flush, timeout_millis), timeout_millis) and ok
     # Then the metrics, which the span worker has just recorded, in what is left of the time. The result
     # stays the spans' (a collector that takes no metrics is said once by the metrics exporter).
-    left = max((deadline - time.monotonic()) * 1000, 0.0)
+    left = min(max((deadline - time.monotonic()) * 1000, 0.0), _METRICS_SHARE_MAX_MILLIS)
     if left > 0:
         _bounded(lambda: _metrics.shared.flush(left), left)
     return ok
