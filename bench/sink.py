@@ -28,7 +28,7 @@ class _Sink(BaseHTTPRequestHandler):
         with _lock:
             if self.path == "/capture":
                 _captured = []
-            elif _captured is not None:
+            elif _captured is not None and self.path == "/v1/traces":  # spans only, not tcc's metrics
                 _captured.append(body)
         self._answer(b"", "application/x-protobuf")
 

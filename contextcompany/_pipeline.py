@@ -33,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -46,7 +47,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _diag as diag
 from . import _forksafe as forksafe
-from . import _ids, _settings, _sigterm
+from . import _ids, _metrics, _settings, _sigterm
 from . import _semconv as sc
 from ._destinations import Destination, default_destination, insecure_reason
 from ._export import SpanProcessor, Stats
@@ -298,6 +299,20 @@ class Pipeline:
     config: Config = field(default_factory=Config)
     routing: Pipeline | None = None  # with a host provider: tcc's own pipeline for routed records
     retired: tuple[SpanProcessor, ...] = ()  # after shutdown(): what stats() still reports
+    # Where records whose span was not sampled go (a tcc processor's unsampled()); found once.
+    sink: Callable[[_metrics.Unsampled], None] | None = None
+    sink_found: bool = False
+
+    def unsampled_sink(self) -> Callable[[_metrics.Unsampled], None] | None:
+        """The tcc span processor that counts records no span carries: tcc's own, the routing pipeline's,
+        or one the service added to its provider. Any will do: metrics are the process's."""
+        if not self.sink_found:
+            processors = [p for p in (self.processor, self.routing and self.routing.processor) if p]
+            if not processors and self.provider is not None:
+                processors = _processors_on(self.provider)
+            self.sink = processors[0].unsampled if processors else None
+            self.sink_found = True
+        return self.sink
 
     def target(self, dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None]:
         """The tracer to start a span with, and the processor to route it through (None: no routing)."""
@@ -406,6 +421,12 @@ def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None
     return pipeline.target(dest)
 
 
+def unsampled_sink() -> Callable[[_metrics.Unsampled], None] | None:
+    """Where a record whose span was not sampled goes, if anywhere (see ``Pipeline.unsampled_sink``)."""
+    pipeline = _pipeline
+    return pipeline.unsampled_sink() if pipeline is not None else None
+
+
 def _set(pipeline: Pipeline) -> Pipeline:
     global _pipeline
     _pipeline = pipeline
@@ -478,6 +499,59 @@ def reset_for_tests() -> None:
     with _lock:
         _pipeline = None
         _settings.reset()
+    _metrics.shared.reset()
+
+
+# --- metrics -----------------------------------------------------------------------------------------------
+
+
+def _own_meter(plan: _metrics.Plan) -> Any:
+    from . import _meter  # noqa: PLC0415  (the metrics SDK, imported on the export worker when first needed)
+
+    return _meter.own_provider(plan)
+
+
+def metrics_plan() -> _metrics.Plan:
+    """Where the process's metrics go (``_metrics.shared`` asks on the export worker, once): the service's
+    MeterProvider (configure, else the global one), else tcc's own to the metrics URL with the same key
+    and headers as the spans, unless OTEL_METRICS_EXPORTER or OTEL_SDK_DISABLED says otherwise."""
+    config = _settings.config
+    host = _metrics.host_provider(config.meter_provider)
+    enabled = not _settings.SDK_DISABLED.get() and _settings.METRICS_EXPORTER.get()
+    endpoint = config.metrics_url()
+    key = config.key()
+    headers = dict(config.headers)
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    refused = _settings.exposure(endpoint, key, config.insecure_http_allowed())
+    pipeline = _pipeline
+    resource = getattr(pipeline.provider, "resource", None) if pipeline is not None else None
+    if not isinstance(resource, Resource):
+        resource = Resource.create()
+        if config.service_name is not None:
+            resource = resource.merge(Resource({SERVICE_NAME: config.service_name}))
+    return _metrics.Plan(
+        host=host,
+        enabled=enabled,
+        endpoint=endpoint,
+        headers=headers,
+        interval_millis=_settings.METRIC_EXPORT_INTERVAL.get(),
+        temporality=_settings.METRICS_TEMPORALITY.get(),
+        resource=resource,
+        refused=refused,
+        refusal_told=refused is not None
+        and _settings.exposure(config.traces_url(), key, config.insecure_http_allowed()) is not None,
+        version=_VERSION,
+        own=_own_meter,
+    )
+
+
+_metrics.shared.planner = metrics_plan
+
+# At exit, metrics keep this share of the bound (at most 500 ms): they are recorded by the span worker, so
+# they are collected after it, and a hung traces collector must not leave them no time at all.
+_METRICS_SHARE: Final = 0.2
+_METRICS_SHARE_MAX_MILLIS: Final = 500.0
 
 
 # --- flush, shutdown, stats, exit ------------------------------------------------------------------------
@@ -492,10 +566,7 @@ def _at_exit() -> None:
     pipeline = _pipeline
     if pipeline is not None:
         before = _dropped(pipeline.owned_pipelines())
-        for own in pipeline.owned_pipelines():
-            # Bounded: SpanProcessor.shutdown waits at most its shutdown timeout, even for a hung collector.
-            if isinstance(own.provider, TracerProvider):
-                own.provider.shutdown()
+        _shutdown_within(pipeline, pipeline.config.shutdown_millis())
         _report_undelivered(pipeline.owned_pipelines(), before)
 
 
@@ -545,10 +616,32 @@ def _flush_host(pipeline: Pipeline) -> None:
         _bounded(lambda: force_flush(int(limit)), limit)
 
 
+def _shutdown_within(pipeline: Pipeline, bound_millis: float) -> None:
+    """Shut tcc's own providers down, spans then metrics, all within ``bound_millis``.
+
+    The spans' worker records the metrics of what it processes, so the metrics are collected after it;
+    they keep a small share of the bound, so a hung traces collector still leaves them time.
+    """
+    deadline = time.monotonic() + bound_millis / 1000
+    reserve = min(bound_millis * _METRICS_SHARE, _METRICS_SHARE_MAX_MILLIS)
+    for own in pipeline.owned_pipelines():
+        # Bounded: SpanProcessor.shutdown waits at most the time given, even for a hung collector.
+        if own.processor is not None:
+            left = max((deadline - time.monotonic()) * 1000 - reserve, 0.0)
+            own.processor.shutdown(timeout_millis=left)
+        if isinstance(own.provider, TracerProvider):
+            own.provider.shutdown()
+    # One small request to a collector that answers takes milliseconds; one that does not is not waited
+    # for beyond the reserve (the spans' warning already says it is unreachable).
+    left = min(max((deadline - time.monotonic()) * 1000, 0.0), reserve)
+    _bounded(lambda: _metrics.shared.shutdown(left), left)
+
+
 def flush(timeout_millis: int) -> bool:
     pipeline = _pipeline
     if pipeline is None:
         return True
+    deadline = time.monotonic() + timeout_millis / 1000
     ok = True
     for provider in {
         id(p.provider): p.provider for p in (pipeline, pipeline.routing) if p is not None
@@ -556,6 +649,11 @@ def flush(timeout_millis: int) -> bool:
         force_flush: Callable[[int], object] | None = getattr(provider, "force_flush", None)
         if force_flush is not None:
             ok = _bounded(functools.partial(force_flush, timeout_millis), timeout_millis) and ok
+    # Then the metrics, which the span worker has just recorded, in what is left of the time. The result
+    # stays the spans' (a collector that takes no metrics is said once by the metrics exporter).
+    left = min(max((deadline - time.monotonic()) * 1000, 0.0), _METRICS_SHARE_MAX_MILLIS)
+    if left > 0:
+        _bounded(lambda: _metrics.shared.flush(left), left)
     return ok
 
 
@@ -597,9 +695,7 @@ def shutdown() -> None:
     if pipeline is None:
         return
     before = _dropped(pipeline.owned_pipelines())
-    for own in pipeline.owned_pipelines():
-        if isinstance(own.provider, TracerProvider):
-            own.provider.shutdown()
+    _shutdown_within(pipeline, pipeline.config.shutdown_millis())
     _report_undelivered(pipeline.owned_pipelines(), before)
     if not pipeline.owned and pipeline.provider is not None:
         _flush_host(pipeline)

@@ -99,6 +99,7 @@ class _Record:
 
     __slots__ = (
         "__weakref__",
+        "_agent",
         "_auto_ended",
         "_dest",
         "_end_lock",
@@ -138,6 +139,7 @@ class _Record:
         self._owner: weakref.ref[Run] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._scope: tuple[object, Token[Any] | None] | None = None
+        self._agent: str | None = None  # the name of the run a step or tool call belongs to (metrics)
 
     # -- guards --
 
@@ -271,6 +273,7 @@ class _Record:
             end_ns=self._end_ns,
             content=self._content_keys,
             dest=self._dest,
+            agent=self._agent,
         )
         owner = self._owner() if self._owner is not None else None
         if owner is not None:
@@ -698,6 +701,8 @@ class Step(_Record):
         parent: Context,
     ) -> None:
         _Record.__init__(self, dest, start_ns)
+        if owner is not None:
+            self._agent = owner._name_
         self._run_id = run_id
         self._step_id = step_id
         self._prompt: str | _content.Later | None = None  # GenAI input messages JSON
@@ -1040,6 +1045,8 @@ class ToolCall(_Record):
         parent: Context,
     ) -> None:
         _Record.__init__(self, dest, start_ns)
+        if owner is not None:
+            self._agent = owner._name_
         self._run_id = run_id
         self._tool_call_id = tool_call_id
         self._tool_name = tool_name

@@ -100,6 +100,19 @@ MLFLOW_LLM_COST: Final = "mlflow.llm.cost"
 
 INSTRUMENTATION_NAME: Final = "contextcompany"
 
+# --- Metric attributes (never span attributes): see _metrics and docs/metrics.md -----------------
+TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
+TOKEN_TYPE_INPUT: Final = _g.GenAiTokenTypeValues.INPUT.value
+TOKEN_TYPE_OUTPUT: Final = _g.GenAiTokenTypeValues.OUTPUT.value
+# The disjoint part of a token type a tcc.client.token.parts point counts (uncached, cache_read, ...).
+TOKEN_PART: Final = "tcc.token.part"
+TOKEN_PART_UNKNOWN: Final = "unknown"
+# Whether a metric point comes from a tcc record (exact under sampling) or another instrumentation's span.
+METRIC_ORIGIN: Final = "tcc.origin"
+ORIGIN_TCC: Final = "tcc"
+ORIGIN_OTHER: Final = "other"
+METRIC_ATTRIBUTES: Final = frozenset({TOKEN_TYPE, TOKEN_PART, METRIC_ORIGIN})
+
 # Every attribute key tcc writes or reads (a prefix ends with "."). docs/attributes.md documents each.
 ATTRIBUTES: Final = frozenset(
     {

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
 
 from . import _checks as checks
@@ -242,6 +242,40 @@ def _millis(text: str) -> float:
     return value
 
 
+def _metrics_exporter(text: str) -> bool:
+    """OTEL_METRICS_EXPORTER: whether tcc builds its own OTLP metrics pipeline. ``none`` turns it off;
+    ``otlp`` is the one exporter tcc builds; a list without it (``prometheus``, ``console``) is told once
+    and turns tcc's own off (a global MeterProvider with that exporter gets tcc's instruments instead)."""
+    names = {name.strip().lower() for name in text.split(",") if name.strip()}
+    unsupported = sorted(names - {"otlp", "none"})
+    if unsupported:
+        diag.warn_once(
+            f"env OTEL_METRICS_EXPORTER={text!r}",
+            "contextcompany: OTEL_METRICS_EXPORTER=%r: tcc's own metrics go over OTLP only; %s is not built "
+            "in (set a global MeterProvider with that exporter and tcc records on it)",
+            text,
+            ", ".join(unsupported),
+        )
+    return "otlp" in names
+
+
+_TEMPORALITIES: Final = frozenset({"cumulative", "delta", "lowmemory"})
+
+
+def _temporality(text: str) -> str:
+    lowered = text.lower()
+    if lowered not in _TEMPORALITIES:
+        raise ValueError(text)
+    return lowered
+
+
+def _positive_millis(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(text)
+    return value
+
+
 def _url(text: str) -> str:
     if not is_http_url(text):
         raise ValueError(text)
@@ -364,6 +398,34 @@ COST_BACKENDS: Final[Variable[frozenset[str]]] = Variable(
     expects="a comma-separated list of: mlflow",
 )
 
+METRICS_EXPORTER: Final = Variable(
+    "OTEL_METRICS_EXPORTER",
+    _metrics_exporter,
+    True,
+    "none: tcc builds no metrics pipeline of its own (otlp, the default, is the one it builds)",
+    expects="otlp or none",
+)
+METRICS_ENDPOINT: Final[Variable[str | None]] = Variable(
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    _url_or_none,
+    None,
+    "the full metrics URL, used as is (before OTEL_EXPORTER_OTLP_ENDPOINT + /v1/metrics)",
+    expects="an http:// or https:// URL",
+)
+METRIC_EXPORT_INTERVAL: Final = Variable(
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    _positive_millis,
+    60_000.0,
+    "ms between two exports of tcc's own metrics",
+    expects="a number of milliseconds > 0",
+)
+METRICS_TEMPORALITY: Final = Variable(
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    _temporality,
+    "cumulative",
+    "cumulative, delta or lowmemory: the temporality of tcc's own metrics",
+    expects="cumulative, delta or lowmemory",
+)
 HANDLE_SIGTERM: Final = Variable(
     "TCC_HANDLE_SIGTERM",
     _bool,
@@ -386,6 +448,10 @@ VARIABLES: Final[tuple[Variable[Any], ...]] = (
     CAPTURE_CONTENT,
     VALUE_LENGTH_LIMIT,
     COST_BACKENDS,
+    METRICS_EXPORTER,
+    METRICS_ENDPOINT,
+    METRIC_EXPORT_INTERVAL,
+    METRICS_TEMPORALITY,
     HANDLE_SIGTERM,
 )
 
@@ -408,6 +474,13 @@ PASSED_THROUGH: Final = (
     PassedThrough("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", _EXPORTER, "the same, for traces only"),
     PassedThrough("OTEL_EXPORTER_OTLP_CLIENT_KEY", _EXPORTER, "the client certificate's key"),
     PassedThrough("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", _EXPORTER, "the same, for traces only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_METRICS_HEADERS", _EXPORTER, "extra headers, for metrics only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", _EXPORTER, "seconds per metrics export"),
+    PassedThrough("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", _EXPORTER, "the same, for metrics only"),
+    PassedThrough("OTEL_METRIC_EXPORT_TIMEOUT", _SDK, "ms the metrics reader allows one export"),
+    PassedThrough("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", _EXPORTER, "the CA bundle, for metrics only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", _EXPORTER, "the same, for metrics only"),
+    PassedThrough("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", _EXPORTER, "the same, for metrics only"),
     PassedThrough(
         "OTEL_BSP_EXPORT_TIMEOUT",
         "nobody (the SDK only stores it)",
@@ -434,6 +507,7 @@ class Config:
     api_key: str | None = None
     span_processors: tuple[SdkSpanProcessor, ...] = ()
     tracer_provider: trace.TracerProvider | None = None
+    meter_provider: metrics.MeterProvider | None = None
     shutdown_timeout_millis: float | None = None
     allow_insecure_http: bool | None = None
     handle_sigterm: bool | None = None
@@ -445,6 +519,11 @@ class Config:
         if self.endpoint is not None:
             return traces_endpoint(self.endpoint)
         return TRACES_ENDPOINT.get() or ENDPOINT.get().rstrip("/") + "/v1/traces"
+
+    def metrics_url(self) -> str:
+        """Where tcc's own metrics go: ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` as is, else the base URL
+        (``endpoint`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``) + /v1/metrics."""
+        return METRICS_ENDPOINT.get() or self.base_url() + "/v1/metrics"
 
     def traces_source(self) -> str:
         """Where ``traces_url()`` came from, for messages: ``configure(endpoint=...)``, the variable's name,
@@ -628,6 +707,7 @@ def configure(
     shutdown_timeout_millis: float | None = None,
     allow_insecure_http: bool | None = None,
     cost_backends: Sequence[str] | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
     handle_sigterm: bool | None = None,
 ) -> None:
     """Set tcc up in code; every argument left out keeps its default (from the ``OTEL_*`` variables).
@@ -689,6 +769,11 @@ def configure(
         raise TypeError("[TCC] configure(span_processors=...) expects a list of OpenTelemetry SpanProcessors")
     if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
         raise TypeError("[TCC] configure(tracer_provider=...) expects an OpenTelemetry TracerProvider")
+    if meter_provider is not None and not isinstance(meter_provider, metrics.MeterProvider):
+        raise TypeError(
+            "[TCC] configure(meter_provider=...) expects an OpenTelemetry MeterProvider, "
+            f"got {checks.show(meter_provider)}"
+        )
     if tracer_provider is not None and span_processors:
         raise ValueError(
             "[TCC] configure(span_processors=...) adds processors to tcc's own provider; with "
@@ -707,6 +792,7 @@ def configure(
                 ("api_key", api_key),
                 ("span_processors", tuple(span_processors) if span_processors is not None else None),
                 ("tracer_provider", tracer_provider),
+                ("meter_provider", meter_provider),
                 ("shutdown_timeout_millis", shutdown_timeout_millis),
                 ("allow_insecure_http", allow_insecure_http),
                 ("handle_sigterm", handle_sigterm),

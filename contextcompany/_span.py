@@ -33,6 +33,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _content, _destinations, _pipeline, _settings
 from . import _diag as diag
+from ._metrics import Unsampled
 
 if TYPE_CHECKING:
     from ._export import SpanProcessor
@@ -52,7 +53,7 @@ _NOT_RECORDED: Final[Target] = (trace.NoOpTracer(), None)
 class SpanHandle:
     """A record's span, started now (``start``) or at the latest at ``finish`` (``later``)."""
 
-    __slots__ = ("_given_start", "_lock", "_pending", "_span", "_what")
+    __slots__ = ("_first", "_given_start", "_lock", "_pending", "_span", "_started", "_what")
 
     _span: trace.Span | None
 
@@ -62,6 +63,10 @@ class SpanHandle:
         self._given_start = given_start  # a start the application gave: the end is never before it
         self._pending: _Pending | None = None
         self._span = None
+        # For a span started now that is not sampled: when it began, and its first attributes, which such
+        # a span does not keep (tcc's span processor counts it from these: _unsampled).
+        self._started: int | None = None
+        self._first: Attributes | None = None
 
     @classmethod
     def start(
@@ -77,7 +82,12 @@ class SpanHandle:
     ) -> SpanHandle:
         """A handle whose span starts now (at ``start_ns`` when given)."""
         handle = cls(what, None, start_ns)
-        handle._span = handle._open((name, parent, kind, attributes, start_ns, handle._target(dest), dest))
+        started = time.time_ns() if start_ns is None else start_ns
+        span = handle._span = handle._open(
+            (name, parent, kind, attributes, start_ns, handle._target(dest), dest)
+        )
+        if not span.is_recording():
+            handle._started, handle._first = started, attributes
         return handle
 
     @classmethod
@@ -188,6 +198,32 @@ class SpanHandle:
 
     # -- finishing --
 
+    def _unsampled(
+        self,
+        attributes: Attributes,
+        name: str,
+        status: StatusCode,
+        *,
+        end_ns: int | None,
+        agent: str | None,
+        pending: _Pending | None,
+    ) -> None:
+        """Hand a record no span processor will see to tcc's: one queue append (nothing when tcc is
+        disabled or has no span processor)."""
+        try:
+            count = _pipeline.unsampled_sink()
+            if count is None:
+                return
+            first = pending[3] if pending is not None else self._first
+            start = pending[4] if pending is not None else self._started
+            end = time.time_ns() if end_ns is None else end_ns
+            merged = {**first, **attributes} if first else attributes
+            count(Unsampled(name, merged, start, end, status is StatusCode.ERROR, agent))
+        except Exception:
+            diag.error_once(
+                "unsampled", "contextcompany: counting a %s that was not sampled failed", self._what
+            )
+
     def finish(
         self,
         draft: _content.Draft,
@@ -198,13 +234,18 @@ class SpanHandle:
         end_ns: int | None = None,
         content: Sequence[str] = _NO_KEYS,
         dest: _destinations.Destination | None = None,
+        agent: str | None = None,
     ) -> None:
         """Write ``attributes`` (the content policy applied to the ``content`` keys) and ``name``, set the
         status (``description`` only on an error) and end the span at ``end_ns`` (default: now, or the start
-        if that is in the future). Never raises."""
+        if that is in the future). Never raises.
+
+        A span that was not sampled reaches no span processor, so its record is handed to tcc's (priced
+        and counted in the metrics on its worker; ``agent`` is the name of the run it belongs to)."""
         policy = _settings.settings
         worker: SpanProcessor | None = None
         pending: _content.Pending | None = None
+        deferred = self._pending  # the start not made yet, if any: an unsampled record's first attributes
         try:
             if policy.capture_content and _content.worth_deferring(draft, content):
                 # Long content is finished on the export worker when a tcc span processor alone sees the
@@ -252,6 +293,8 @@ class SpanHandle:
         given = self._given_start
         if end_ns is None and given is not None and given > time.time_ns():
             end_ns = given  # a start in the future: never an end before the start
+        if not span.is_recording():
+            self._unsampled(attributes, name or "", status, end_ns=end_ns, agent=agent, pending=deferred)
         try:
             span.end(end_time=end_ns)
         except Exception:

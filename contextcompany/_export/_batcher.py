@@ -28,7 +28,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
@@ -113,10 +113,12 @@ class Batcher:
         max_batch: int,
         delay_seconds: float,
         shutdown_seconds: float,
+        unsampled: Callable[[Any], None] | None = None,
     ) -> None:
         self._prepare = prepare
         self._exporter_for = exporter_for
         self._discard = discard  # told about each span dropped from a full queue
+        self._count_unsampled = unsampled  # what the worker does with each record put by unsampled()
         self.max_queue = max_queue
         self.max_batch = min(max_batch, max_queue)
         self.delay = delay_seconds
@@ -138,6 +140,9 @@ class Batcher:
     def _start_worker(self) -> None:
         self._lock = threading.Lock()
         self._queue: deque[ReadableSpan] = deque()
+        # Records whose span was not sampled, for the metrics only: never exported, never in the stats.
+        # Bounded like the span queue (oldest dropped first), for a worker that cannot keep up.
+        self._unsampled: deque[Any] = deque(maxlen=4 * self.max_queue)
         self._wake = threading.Event()
         self._flush_waiters: list[threading.Event] = []
         self._worker = threading.Thread(target=self._work, name="contextcompany-export", daemon=True)
@@ -163,6 +168,11 @@ class Batcher:
             wake = len(self._queue) >= self.max_batch
         if wake:
             self._wake.set()
+
+    def unsampled(self, record: Any) -> None:
+        """Hand a record whose span was not sampled to the worker: one append, no lock, no wake-up (the
+        worker takes them at its next round, or at flush)."""
+        self._unsampled.append(record)
 
     # -- the worker --
 
@@ -190,6 +200,9 @@ class Batcher:
                 return
 
     def _drain(self) -> None:
+        unsampled, count = self._unsampled, self._count_unsampled
+        while unsampled and count is not None:
+            count(unsampled.popleft())
         while True:
             # Only the pops happen under the lock: the caller's put() takes it too, and must never wait
             # while the worker enriches or measures spans.

@@ -24,6 +24,7 @@ from typing import Final
 
 _EXPORTER_LOGGERS: Final = (
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",  # on the metrics reader's thread (_meter)
     "opentelemetry.exporter.otlp.common.http",
     "opentelemetry.exporter.otlp.proto.http",
 )

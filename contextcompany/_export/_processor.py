@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from contextcompany import _diag as diag
 from contextcompany import _forksafe as forksafe
-from contextcompany import _settings
+from contextcompany import _metrics, _settings
 from contextcompany._pricing import PriceBook
 
 from ._batcher import Batcher, Stats, approximate_size
@@ -94,6 +94,7 @@ class SpanProcessor(_SdkSpanProcessor):
         shutdown_timeout_millis: float | None = None,
         stages: Sequence[Stage] | None = None,
         exporter_for: Callable[[Hashable], SpanExporter] | None = None,
+        metrics: _metrics.MetricsStage | None = None,
     ) -> None:
         self._exporter = exporter
         self._exporter_for = exporter_for
@@ -118,6 +119,12 @@ class SpanProcessor(_SdkSpanProcessor):
         # Its own lock: _forget runs under the batcher's lock (dropping the oldest span), and takes this one.
         self._content_lock = threading.Lock()
         self._roll_up = RollUp()
+        # After pricing, so metrics carry the cost; on this worker, so it costs the caller nothing.
+        self._metrics = metrics if metrics is not None else _metrics.MetricsStage(_metrics.shared.recorder)
+        # One price cache for the stages that price; the step rule and pricing also serve the records no
+        # span carries (unsampled: _count_unsampled), whatever stages the spans go through.
+        self._prices = PriceBook()
+        self._step_rule, self._pricing = StepRule(), Pricing(self._prices)
         self._stages: tuple[Stage, ...] = tuple(stages) if stages is not None else self._default_stages()
         self._once = diag.Once()  # internal errors: once per processor, with the traceback
         self._batcher = Batcher(
@@ -128,17 +135,18 @@ class SpanProcessor(_SdkSpanProcessor):
             max_batch=batch,
             delay_seconds=delay / 1000,
             shutdown_seconds=shutdown_timeout_millis / 1000,
+            unsampled=self._count_unsampled,
         )
         self._put = self._batcher.put  # on_end's one call, bound once
         forksafe.after_fork(self._forget_the_parents_spans, forksafe.Phase.STATE, weak=True)
 
     def _default_stages(self) -> tuple[Stage, ...]:
-        prices = PriceBook()  # one price cache for the stages that price
-        return (StepRule(), Pricing(prices), BackendCost(prices), self._roll_up)
+        return (self._step_rule, self._pricing, BackendCost(self._prices), self._roll_up, self._metrics)
 
     def _forget_the_parents_spans(self) -> None:
         # The child's batcher starts empty: the parent's open spans and routes are not the child's.
         self._roll_up.reset()
+        self._metrics.reset()
         self._routes = {}
         self._content = {}
         self._content_size = 0
@@ -148,6 +156,12 @@ class SpanProcessor(_SdkSpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         self._roll_up.on_start(span)
+        self._metrics.on_start(span)
+
+    def unsampled(self, record: _metrics.Unsampled) -> None:
+        """A tcc record whose span was not sampled (the SDK calls no processor for it): priced and counted
+        in the metrics on the worker, never exported. One queue append on the caller's thread."""
+        self._batcher.unsampled(record)
 
     def route(self, span: trace_api.Span, key: Hashable) -> None:
         """Send ``span`` to the exporter for ``key`` (see ``exporter_for``) once it ends."""
@@ -182,6 +196,7 @@ class SpanProcessor(_SdkSpanProcessor):
     def _forget(self, span: ReadableSpan) -> None:
         """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
         self._roll_up.forget(span)
+        self._metrics.forget(span)
         if span.context is not None:
             self._routes.pop(span.context.span_id, None)
             self._take_content(span.context.span_id)
@@ -200,6 +215,16 @@ class SpanProcessor(_SdkSpanProcessor):
         key = routes.pop(span.context.span_id, None) if routes and span.context is not None else None
         ready, size = self._enrich(span)
         return key, ready, size
+
+    def _count_unsampled(self, record: _metrics.Unsampled) -> None:
+        """On the worker: the step rule, pricing and metrics of a record no span carries."""
+        try:
+            edit = Edit(_metrics.unsampled_span(record))
+            self._step_rule(edit)
+            self._pricing(edit)
+            self._metrics.record(edit, agent=record.agent)
+        except Exception:
+            self._once.error("unsampled", "contextcompany: counting a record that was not sampled failed")
 
     def _exporter_for_key(self, key: Hashable) -> SpanExporter | None:
         if key is None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from contextcompany.dev import ReceivedSpan
@@ -51,6 +52,7 @@ from contextcompany.dev._receiver import decode_spans
 
 REPO = Path(__file__).resolve().parents[2]
 TRACES_PATH = "/v1/traces"
+METRICS_PATH = "/v1/metrics"
 
 ModeName = Literal["ok", "refuse", "hang", "status", "slow"]
 
@@ -80,10 +82,64 @@ class CollectorRequest:
     headers: dict[str, str]
     received: float
     answered: float | None
+    metrics: tuple[MetricPoint, ...] = ()  # the data points of a /v1/metrics request
+    path: str = TRACES_PATH
 
     @property
     def span_ids(self) -> frozenset[str]:
         return frozenset(s.span_id for s in self.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One data point of an OTLP metrics request: ``value`` is a sum's value or a histogram's sum."""
+
+    name: str
+    scope: str
+    unit: str
+    attributes: dict[str, Any]
+    value: float
+    count: int | None  # a histogram's count; None for a sum
+    temporality: int  # AggregationTemporality: 1 delta, 2 cumulative
+    resource: dict[str, Any]
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind is not None else None
+
+
+def decode_metrics(body: bytes) -> list[MetricPoint]:
+    """Decode a serialized ``ExportMetricsServiceRequest`` into its data points (sums and histograms)."""
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    points: list[MetricPoint] = []
+    for resource_metrics in request.resource_metrics:
+        resource = {a.key: _any_value(a.value) for a in resource_metrics.resource.attributes}
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope.name
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                data = getattr(metric, kind)
+                for p in data.data_points:
+                    attributes = {a.key: _any_value(a.value) for a in p.attributes}
+                    if kind == "histogram":
+                        value, count = p.sum, p.count
+                    else:
+                        value, count = getattr(p, p.WhichOneof("value") or "as_double"), None
+                    points.append(
+                        MetricPoint(
+                            metric.name,
+                            scope,
+                            metric.unit,
+                            attributes,
+                            value,
+                            count,
+                            getattr(data, "aggregation_temporality", 0),
+                            resource,
+                        )
+                    )
+    return points
 
 
 class _Server(ThreadingHTTPServer):
@@ -169,14 +225,16 @@ class _Handler(BaseHTTPRequestHandler):
         received = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
         body = self._body()
-        if self.path.split("?", 1)[0] != TRACES_PATH:
+        path = self.path.split("?", 1)[0]
+        if path not in (TRACES_PATH, METRICS_PATH):
             self.close_connection = True
             self._answer(404)
             return
-        spans = tuple(decode_spans(body))
+        spans = tuple(decode_spans(body)) if path == TRACES_PATH else ()
+        metrics = tuple(decode_metrics(body)) if path == METRICS_PATH else ()
         mode, release = collector._take_mode()
         if mode.name == "hang":
-            collector._record(CollectorRequest("hang", None, spans, headers, received, None))
+            collector._record(CollectorRequest("hang", None, spans, headers, received, None, metrics, path))
             release.wait()  # set when the mode changes or the collector closes
             self.close_connection = True  # never answered: the connection is dropped
             return
@@ -188,13 +246,17 @@ class _Handler(BaseHTTPRequestHandler):
         # Recorded just before answering, so the record is there once the exporter has its answer.
         if mode.name == "status":
             collector._record(
-                CollectorRequest("status", mode.code, spans, headers, received, time.monotonic())
+                CollectorRequest(
+                    "status", mode.code, spans, headers, received, time.monotonic(), metrics, path
+                )
             )
             self._answer(
                 mode.code, {"Retry-After": mode.retry_after} if mode.retry_after is not None else None
             )
             return
-        collector._record(CollectorRequest(mode.name, 200, spans, headers, received, time.monotonic()))
+        collector._record(
+            CollectorRequest(mode.name, 200, spans, headers, received, time.monotonic(), metrics, path)
+        )
         self._answer(200)
 
 
@@ -403,7 +465,13 @@ class FaultyCollector:
 
     @property
     def requests(self) -> list[CollectorRequest]:
-        """Every request read so far, in order, whatever the answer."""
+        """Every traces request read so far, in order, whatever the answer."""
+        with self._lock:
+            return [r for r in self._requests if r.path == TRACES_PATH]
+
+    @property
+    def all_requests(self) -> list[CollectorRequest]:
+        """Every request read so far, traces and metrics, in order, whatever the answer."""
         with self._lock:
             return list(self._requests)
 
@@ -412,14 +480,22 @@ class FaultyCollector:
         """The spans of the requests answered 200: what was delivered."""
         return [s for r in self.requests if r.status == 200 for s in r.spans]
 
+    @property
+    def metrics(self) -> list[MetricPoint]:
+        """The metric data points of the requests answered 200, in order."""
+        return [m for r in self.all_requests if r.status == 200 for m in r.metrics]
+
     def wait_for_requests(
-        self, predicate: Callable[[list[CollectorRequest]], bool], timeout: float = 10.0
+        self,
+        predicate: Callable[[list[CollectorRequest]], bool],
+        timeout: float = 10.0,
+        path: str = TRACES_PATH,
     ) -> list[CollectorRequest]:
-        """Block until ``predicate(requests)`` holds; TimeoutError after ``timeout`` seconds."""
+        """Block until ``predicate(requests to path)`` holds; TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                snapshot = list(self._requests)
+                snapshot = [r for r in self._requests if r.path == path]
                 if predicate(snapshot):
                     return snapshot
                 remaining = deadline - time.monotonic()
