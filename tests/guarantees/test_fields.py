@@ -236,6 +236,12 @@ def _time(role: str, which: str) -> Check:
     return check
 
 
+def _first_chunk_seconds(spans: dict[str, ReadableSpan], value: Any) -> None:
+    got = (spans["step"].attributes or {}).get("gen_ai.response.time_to_first_chunk")
+    start = spans["step"].start_time or 0
+    assert isinstance(got, float) and abs(got - (value - start) / 1e9) < 1e-6 * max(1.0, got), got
+
+
 def _all(*checks: Check) -> Check:
     def check(spans: dict[str, ReadableSpan], value: Any) -> None:
         for c in checks:
@@ -606,6 +612,26 @@ FIELDS: Final[tuple[Field, ...]] = (
         NAME,
         NOT_TEXT,
         _attr("step", "gen_ai.response.model"),
+    ),
+    Field(
+        "s.model",
+        "provider",
+        _with_step(lambda s, v: s.model("m", provider=v)),
+        NAME,
+        NOT_TEXT,
+        _attr("step", "gen_ai.provider.name"),
+    ),
+    Field(
+        "s.first_chunk",
+        "at",
+        _with_step(lambda s, v: s.first_chunk(at=v)),
+        # After the step's start, whenever the test runs: epoch ns from 2100 on.
+        st.integers(4_102_444_800 * 10**9, 2**62),
+        OBJECTS | st.text(max_size=2) | st.sampled_from([0, 1, -1, 1.5, True]),
+        _all(
+            _attr("step", "gen_ai.request.stream", lambda v: True),
+            _first_chunk_seconds,
+        ),
     ),
     _tokens("prompt_uncached", "gen_ai.usage.input_tokens"),
     _tokens("prompt_cached", "gen_ai.usage.cache_read.input_tokens"),
