@@ -115,11 +115,15 @@ class _Values:
     """The values one dimension has shown so far, at most ``_MAX_VALUES`` of them; later ones are
     ``_OTHER``. Called from one thread (the export worker); the lock keeps a second caller safe."""
 
-    __slots__ = ("_lock", "_seen")
+    __slots__ = ("__weakref__", "_lock", "_seen")
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+
+    def _renew_lock(self) -> None:
+        self._lock = threading.Lock()  # the parent's worker may have held it at fork time
 
     def bounded(self, value: object) -> str | None:
         if value is None:
@@ -374,10 +378,17 @@ class MetricsStage:
         self._made = False
         self._lock = threading.Lock()
         self._agents: dict[int, str] = {}
+        forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+
+    def _renew_lock(self) -> None:
+        # The parent's worker may have been building the recorder at fork time, holding the lock.
+        self._lock = threading.Lock()
 
     def recorder(self) -> Recorder | None:
         if not self._made:
-            with self._lock:
+            # Building it imports the metrics SDK and its exporter: a fork waits until that is done
+            # (_forksafe), so a child never inherits a half-done import or a held lock.
+            with forksafe.importing(), self._lock:
                 if not self._made:
                     try:
                         self._recorder = self._make()
