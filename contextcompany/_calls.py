@@ -68,6 +68,16 @@ class Totals:
     llm_calls: int = 0
     unpriced_llm_calls: int = 0
 
+    def count(self, call: Call) -> None:
+        """Add one call: its tokens, and its cost or, without one, one more unpriced call."""
+        self.llm_calls += 1
+        if call.usage is not None:
+            self.usage = self.usage + call.usage
+        if call.cost is None:
+            self.unpriced_llm_calls += 1
+        else:
+            self.cost_usd += call.cost
+
 
 class _Set:
     """Calls, each counted once: those named by a response id kept one by one (so a later description
@@ -82,14 +92,7 @@ class _Set:
 
     def put(self, call: Call) -> None:
         if not call.ids:
-            t = self.anonymous
-            t.llm_calls += 1
-            if call.usage is not None:
-                t.usage = t.usage + call.usage
-            if call.cost is None:
-                t.unpriced_llm_calls += 1
-            else:
-                t.cost_usd += call.cost
+            self.anonymous.count(call)
             return
         known = [self.by_id[i] for i in call.ids if i in self.by_id]
         if known:
@@ -116,13 +119,7 @@ class _Set:
         a = self.anonymous
         t = Totals(a.usage, a.cost_usd, a.llm_calls, a.unpriced_llm_calls)
         for call in self.named:
-            t.llm_calls += 1
-            if call.usage is not None:
-                t.usage = t.usage + call.usage
-            if call.cost is None:
-                t.unpriced_llm_calls += 1
-            else:
-                t.cost_usd += call.cost
+            t.count(call)
         return t
 
     def as_one(self) -> Call | None:
