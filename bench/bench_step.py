@@ -4,8 +4,8 @@ Every side exports over real OTLP/HTTP protobuf into a collector on loopback (be
 process so its CPU is not counted); tcc is set up from the environment exactly as an application gets
 it. The sections (each a function in a module of bench/; see harness.py for the shared method):
 
-- llm-call (section_step.py): one recorded LLM call, a tcc step against a raw span, caller thread and
-  all threads; target at most 1.3x.
+- llm-call (section_step.py): one recorded LLM call, a tcc step against a raw span, metrics on; target
+  at most 1.0x on the caller thread, 1.3x on all threads.
 - import (section_import.py): ``tcc.send_run`` of a complete run against raw spans carrying the same
   attributes, CPU per span, all threads; target at most 1.3x.
 - long-prompt (section_end.py): ``end()`` of a step with a 1 MB and a 10 MB prompt against a short

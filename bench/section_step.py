@@ -6,6 +6,8 @@
 - tcc:  ``tcc`` set up from the environment exactly as an application gets it; each iteration is
         ``r.step()``, every setter, then ``end()``. Two variants: with ``cost()`` (reported cost) and
         without it (the cost is computed from model and tokens with genai-prices on the export thread).
+        tcc's metrics are on, as by default (``OTEL_METRICS_EXPORTER=none`` in the environment turns
+        them off, to see what they cost).
 
 Per step: the caller thread's CPU (the part the agent pays) and the whole process's CPU until the
 flush that exported the round (export included), as medians of paired rounds.
@@ -16,11 +18,14 @@ flush that exported the round (export included), as medians of paired rounds.
 from __future__ import annotations
 
 import json
+import os
 
 from harness import Check, Report, Settings, Side, medians, paired_ratios, paired_rounds, ratio_cell
 from rich.table import Table
 
-TARGET = 1.3
+TARGET = 1.3  # all threads, export included
+# The caller's thread, with metrics on (the default): at most what a raw span costs it (issue 10).
+CALLER_TARGET = 1.0
 PROMPT = "You are a weather agent. The user asked: What is the weather in London? Answer briefly."
 RESPONSE = "The weather in London is 15°C and cloudy, with a light breeze from the west (source: Met Office)."
 TOOLS = '[{"name": "get_weather", "description": "Get the weather for a location"}]'
@@ -138,6 +143,20 @@ def llm_call(settings: Settings) -> Report:
         if name == BASE:
             table.add_row(name, f"{caller:.1f}", "1.00x", f"{total:.1f}", "1.00x")
             continue
-        checks += [Check(f"{name}, caller thread", r1, TARGET), Check(f"{name}, all threads", r2, TARGET)]
-        table.add_row(name, f"{caller:.1f}", ratio_cell(r1, TARGET), f"{total:.1f}", ratio_cell(r2, TARGET))
-    return Report(table, checks, f"target: at most {TARGET}x on both.")
+        checks += [
+            Check(f"{name}, caller thread", r1, CALLER_TARGET),
+            Check(f"{name}, all threads", r2, TARGET),
+        ]
+        table.add_row(
+            name, f"{caller:.1f}", ratio_cell(r1, CALLER_TARGET), f"{total:.1f}", ratio_cell(r2, TARGET)
+        )
+    metrics = os.environ.get("OTEL_METRICS_EXPORTER", "otlp").strip().lower()
+    state = (
+        "off (OTEL_METRICS_EXPORTER=none)" if metrics == "none" else "on (tcc's metrics, OTLP to the sink)"
+    )
+    return Report(
+        table,
+        checks,
+        f"metrics: {state}. target: at most {CALLER_TARGET}x on the caller's thread, "
+        f"{TARGET}x on all threads.",
+    )

@@ -2,8 +2,10 @@
 
     >>> apply(attributes, (sc.INPUT_MESSAGES,), capture=True, mask=None, limit=262_144)   # in place
 
-Applied to each record's attributes as it ends, on the caller's thread, so the policy holds on every
-exporter the span reaches, a service's own included:
+Applied to each record's attributes as it ends, before any span processor sees them, so the policy holds
+on every exporter the span reaches, a service's own included: on the caller's thread, or on tcc's export
+worker for a span only tcc's processor sees (``Pending``: long content, and all of a step's content when
+the worker starts its span):
 
 - ``capture`` off (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`` or
   ``configure(capture_content=False)``): the content attributes (prompts, responses, system
@@ -110,6 +112,10 @@ class Pending:
         self._mask = mask
         self._limit = limit
         self.size = content_size(values)
+
+    def keys(self) -> list[str]:
+        """The content attributes held (finished or not)."""
+        return list(self._values)
 
     def resolve(self) -> dict[str, AttributeValue]:
         attributes = built(self._values)

@@ -298,6 +298,9 @@ class Pipeline:
     default: Destination | None = None  # where tcc's own processor sends unrouted spans
     config: Config = field(default_factory=Config)
     routing: Pipeline | None = None  # with a host provider: tcc's own pipeline for routed records
+    # tcc's processor when it is the only one on a provider tcc built (no configure(span_processors=...)):
+    # nothing else sees that provider's spans, so its worker may start them (see handoff()).
+    alone: SpanProcessor | None = None
     retired: tuple[SpanProcessor, ...] = ()  # after shutdown(): what stats() still reports
     # Where records whose span was not sampled go (a tcc processor's unsampled()); found once.
     sink: Callable[[_metrics.Unsampled], None] | None = None
@@ -421,6 +424,23 @@ def target(dest: Destination | None) -> tuple[trace.Tracer, SpanProcessor | None
     return pipeline.target(dest)
 
 
+def handoff(tracer: trace.Tracer) -> SpanProcessor | None:
+    """The tcc span processor whose export worker may start and end the spans ``tracer`` starts, or None.
+
+    Only for a provider tcc built with its processor alone on it: no other processor sees those spans,
+    so none can tell when, or on which thread, they started. A service's provider keeps its spans on
+    the caller's thread, where its processors expect them.
+
+    >>> worker = handoff(tracer)   # then worker.hand(...) instead of tracer.start_span(...)
+    """
+    pipeline = _pipeline
+    while pipeline is not None:
+        if pipeline.tracer is tracer:
+            return pipeline.alone
+        pipeline = pipeline.routing
+    return None
+
+
 def unsampled_sink() -> Callable[[_metrics.Unsampled], None] | None:
     """Where a record whose span was not sampled goes, if anywhere (see ``Pipeline.unsampled_sink``)."""
     pipeline = _pipeline
@@ -461,6 +481,7 @@ def _own_pipeline(config: Config, resource: Resource | None = None) -> Pipeline:
         owned=True,
         default=default,
         config=config,
+        alone=None if config.span_processors else processor,
     )
 
 

@@ -11,6 +11,13 @@ after the start, so starting with all of them is a third less of the SDK's work 
 Whatever needs the span earlier (a ``with`` block, a child, an exception event) calls ``span()``, which
 starts it then, once, whichever thread asks first.
 
+On tcc's own provider, where tcc's span processor is the only one (``_pipeline.handoff``), a deferred span
+never asked for is not started on the caller's thread at all: ``finish()`` hands the record to that
+processor (one queue append), whose export worker starts and ends the span with the same parent, times,
+attributes and status, and finishes its content there. Nothing else sees that provider's spans, so only
+the caller's thread can tell: it no longer pays for the SDK's span start (sampler, ids, attribute checks),
+about as much as the rest of a step costs it.
+
 The tracer and the router are taken when the handle is made: a record ends through the pipeline of the
 moment it was made (not one set up after a ``shutdown()``, say).
 
@@ -26,6 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, StatusCode
@@ -33,6 +41,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _content, _destinations, _pipeline, _settings
 from . import _diag as diag
+from ._export import Handed
 from ._metrics import Unsampled
 
 if TYPE_CHECKING:
@@ -42,7 +51,7 @@ Attributes: TypeAlias = dict[str, AttributeValue]
 Target: TypeAlias = "tuple[trace.Tracer, SpanProcessor | None]"
 # A span to start: name, parent, kind, first attributes, start (epoch ns; None: now), tracer and router, and
 # the destination the router sends it to.
-_Pending: TypeAlias = (
+Start: TypeAlias = (
     "tuple[str, Context | None, SpanKind, Attributes, int | None, Target, _destinations.Destination | None]"
 )
 
@@ -61,7 +70,7 @@ class SpanHandle:
         self._what = what  # "run", "step", "tool call", "feedback": for the log line when something fails
         self._lock = lock  # guards the deferred start; None: one thread only ever uses this handle
         self._given_start = given_start  # a start the application gave: the end is never before it
-        self._pending: _Pending | None = None
+        self._pending: Start | None = None
         self._span = None
         # For a span started now that is not sampled: when it began, and its first attributes, which such
         # a span does not keep (tcc's span processor counts it from these: _unsampled).
@@ -129,7 +138,7 @@ class SpanHandle:
     # -- the span --
 
     def _open(
-        self, pending: _Pending, extra: Attributes | None = None, final_name: str | None = None
+        self, pending: Start, extra: Attributes | None = None, final_name: str | None = None
     ) -> trace.Span:
         """Start the span ``pending`` describes, with ``extra`` attributes and ``final_name`` when given."""
         name, parent, kind, attributes, start_ns, (tracer, router), dest = pending
@@ -206,7 +215,7 @@ class SpanHandle:
         *,
         end_ns: int | None,
         agent: str | None,
-        pending: _Pending | None,
+        pending: Start | None,
     ) -> None:
         """Hand a record no span processor will see to tcc's: one queue append (nothing when tcc is
         disabled or has no span processor)."""
@@ -223,6 +232,57 @@ class SpanHandle:
             diag.error_once(
                 "unsampled", "contextcompany: counting a %s that was not sampled failed", self._what
             )
+
+    def _hand_off(
+        self,
+        worker: SpanProcessor,
+        draft: _content.Draft,
+        *,
+        name: str | None,
+        status: StatusCode,
+        description: str | None,
+        end_ns: int | None,
+        content: Sequence[str],
+        agent: str | None,
+    ) -> bool:
+        """Hand a span never started to ``worker``, which starts and ends it on the export worker with
+        everything it carries; its content too is finished there. False when another thread started the
+        span meanwhile (it is then finished here, as any started span). Never raises."""
+        lock = self._lock
+        if lock is None:
+            start, self._pending = self._pending, None
+        else:
+            with lock:
+                start, self._pending = self._pending, None
+                if start is not None:
+                    # From now on the span is the worker's: a late span() gets one that records nothing.
+                    self._span = trace.INVALID_SPAN
+        if start is None:
+            return False
+        self._span = trace.INVALID_SPAN
+        if start[1] is None:  # no parent given: the caller's current context, as starting it here would
+            start = (start[0], otel_context.get_current(), *start[2:])
+        policy = _settings.settings
+        try:
+            capture = policy.capture_content
+            later = capture and worker.can_defer(_content.content_size(draft))
+            attributes, pending = _content.finish(
+                draft,
+                tuple(content),
+                capture=capture,
+                mask=policy.mask,
+                limit=policy.value_limit,
+                defer=later,
+            )
+            text = _content.fit(description, policy.value_limit) if status is StatusCode.ERROR else None
+            end = time.time_ns() if end_ns is None else end_ns
+            given = self._given_start
+            if end_ns is None and given is not None and given > end:
+                end = given  # a start in the future: never an end before the start
+            worker.hand(Handed(start, attributes, name, status, text, end, pending, agent))
+        except Exception:
+            diag.error_once("hand", "contextcompany: handing the %s span to the worker failed", self._what)
+        return True
 
     def finish(
         self,
@@ -242,10 +302,23 @@ class SpanHandle:
 
         A span that was not sampled reaches no span processor, so its record is handed to tcc's (priced
         and counted in the metrics on its worker; ``agent`` is the name of the run it belongs to)."""
-        policy = _settings.settings
-        worker: SpanProcessor | None = None
-        pending: _content.Pending | None = None
         deferred = self._pending  # the start not made yet, if any: an unsampled record's first attributes
+        if deferred is not None:
+            worker = _pipeline.handoff(deferred[5][0])
+            if worker is not None and self._hand_off(
+                worker,
+                draft,
+                name=name,
+                status=status,
+                description=description,
+                end_ns=end_ns,
+                content=content,
+                agent=agent,
+            ):
+                return
+        policy = _settings.settings
+        worker = None
+        pending: _content.Pending | None = None
         try:
             if policy.capture_content and _content.worth_deferring(draft, content):
                 # Long content is finished on the export worker when a tcc span processor alone sees the
@@ -288,12 +361,17 @@ class SpanHandle:
             diag.error_once(
                 "attributes", "contextcompany: writing the %s span failed; it is sent as it is", self._what
             )
-        if pending is not None and worker is not None:
-            worker.defer(span, pending)
+        recording = span.is_recording()
+        if pending is not None and worker is not None and recording:
+            worker.defer(span, pending)  # a span not sampled never reaches the worker: nothing to finish
         given = self._given_start
         if end_ns is None and given is not None and given > time.time_ns():
             end_ns = given  # a start in the future: never an end before the start
-        if not span.is_recording():
+        if not recording:
+            if pending is not None:
+                # Content left for the worker is never built for a span not sampled, but it was there:
+                # the step rule must not take the record for one without a prompt or response.
+                attributes = {**attributes, **dict.fromkeys(pending.keys(), "")}
             self._unsampled(attributes, name or "", status, end_ns=end_ns, agent=agent, pending=deferred)
         try:
             span.end(end_time=end_ns)

@@ -46,8 +46,13 @@ def captured() -> Iterator[Captured]:
     processor = SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=100_000)
     provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
     provider.add_span_processor(processor)
+    # As tcc's own pipeline is: its processor alone on its provider, so steps' spans start on its worker.
     pipeline = _pipeline.Pipeline(
-        tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
+        tracer=provider.get_tracer("contextcompany"),
+        provider=provider,
+        processor=processor,
+        owned=True,
+        alone=processor,
     )
     previous = _pipeline.install(pipeline)
     try:

@@ -8,10 +8,14 @@ import time
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
+import contextcompany as tcc
 from contextcompany import _diag, _pipeline, _settings
 from contextcompany import _semconv as sc
 from contextcompany._span import SpanHandle
@@ -118,3 +122,127 @@ def test_finish_never_raises_and_says_so_once(
     assert sum(logged in r.getMessage() for r in caplog.records) == 1, [
         r.getMessage() for r in caplog.records
     ]
+
+
+# --- spans the export worker starts -------------------------------------------------------------------------
+
+
+def _threads_starting(captured: Captured, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of the thread each span of ``captured`` starts on."""
+    names: list[str] = []
+    on_start = captured.processor.on_start
+
+    def noting(span: Span, parent_context: Context | None = None) -> None:
+        names.append(threading.current_thread().name)
+        on_start(span, parent_context)
+
+    monkeypatch.setattr(captured.processor, "on_start", noting)
+    return names
+
+
+def test_a_deferred_span_on_tccs_own_provider_starts_on_the_export_worker(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The processor alone on tcc's provider: the caller hands the span over, the worker starts and ends
+    it with the same start, end, parent, attributes, name and status the caller would have given it."""
+    threads = _threads_starting(captured, monkeypatch)
+    run = SpanHandle.start("run", "invoke_agent", None, SpanKind.INTERNAL, {sc.RUN_ID: "r"})
+    parent = trace.set_span_in_context(run.span())
+    start = time.time_ns() - 2_000_000_000
+    handle = SpanHandle.later("step", "chat", parent, SpanKind.CLIENT, {sc.STEP_ID: "s"}, start_ns=start)
+    before = time.time_ns()
+    handle.finish({sc.REQUEST_MODEL: "gpt-4o"}, name="chat gpt-4o", status=StatusCode.ERROR, description="x")
+    after = time.time_ns()
+    run.finish({})
+    step = captured.one("chat gpt-4o")
+    assert threads == [threading.current_thread().name, "contextcompany-export"]
+    assert step.parent is not None and step.parent.span_id == run.span().get_span_context().span_id
+    assert step.start_time == start and step.end_time is not None and before <= step.end_time <= after
+    assert attrs(step) == {sc.STEP_ID: "s", sc.REQUEST_MODEL: "gpt-4o"}
+    assert (step.status.status_code, step.status.description) == (StatusCode.ERROR, "x")
+
+
+def test_a_span_asked_for_before_finish_starts_on_the_callers_thread(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span something needs sooner (a ``with`` block, a child) starts where it is asked for."""
+    threads = _threads_starting(captured, monkeypatch)
+    handle = SpanHandle.later("step", "chat", None, SpanKind.CLIENT, {}, lock=threading.Lock())
+    handle.span()
+    handle.finish({"k": "v"})
+    assert threads == [threading.current_thread().name]
+    assert attrs(captured.one("chat")) == {"k": "v"}
+
+
+def test_with_another_processor_on_the_provider_spans_start_on_the_callers_thread(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another processor sees the spans: they start on the caller's thread, as it expects."""
+    threads = _threads_starting(captured, monkeypatch)
+    assert _pipeline._pipeline is not None
+    monkeypatch.setattr(_pipeline._pipeline, "alone", None)
+    SpanHandle.later("step", "chat", None, SpanKind.CLIENT, {}).finish({"k": "v"})
+    assert threads == [threading.current_thread().name]
+    assert attrs(captured.one("chat")) == {"k": "v"}
+
+
+def test_a_handed_span_without_a_parent_takes_the_callers_current_span(captured: Captured) -> None:
+    tracer = captured.provider.get_tracer("service")
+    with tracer.start_as_current_span("request") as request:
+        SpanHandle.later("step", "chat", None, SpanKind.CLIENT, {}).finish({})
+    step = captured.one("chat")
+    assert step.parent is not None and step.parent.span_id == request.get_span_context().span_id
+
+
+def test_a_runs_steps_handed_to_the_worker_roll_up_onto_the_run(captured: Captured) -> None:
+    """The worker starts each step's span before it takes the run's, which ended after them: the run
+    carries the totals of every step (the run ends right after its steps, with nothing in between)."""
+    r = tcc.run()
+    for i in range(5):
+        r.step().prompt("p").response("a").model("gpt-4o").tokens(100 + i, 0, 10).end()
+    r.prompt("q").response("a").end()
+    run = captured.by_op(sc.OP_INVOKE_AGENT)[0]
+    assert attrs(run)[sc.RUN_LLM_CALLS] == 5
+    assert attrs(run)[sc.RUN_INPUT_TOKENS] == sum(100 + i for i in range(5))
+    assert len(captured.by_op(sc.OP_CHAT)) == 5
+    assert captured.processor.stats().spans_queued == 6
+
+
+def test_a_handed_step_not_sampled_is_counted_not_queued() -> None:
+    """Not sampled on the worker: the step is priced and counted in the metrics there (with its prompt
+    and response present for the step rule), and never counts as a queued span."""
+    exporter = InMemorySpanExporter()
+    processor = tcc.SpanProcessor(exporter, schedule_delay_millis=50)
+    provider = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    counted: list[Any] = []
+    count = processor._count_unsampled
+
+    def counting(record: Any) -> None:
+        counted.append(record)
+        count(record)
+
+    processor._count_unsampled = counting  # type: ignore[method-assign]
+    previous = _pipeline.install(
+        _pipeline.Pipeline(
+            tracer=provider.get_tracer("contextcompany"),
+            provider=provider,
+            processor=processor,
+            owned=True,
+            alone=processor,
+        )
+    )
+    try:
+        r = tcc.run(name="weather")
+        r.step().prompt("x" * 40_000).response("a").model("gpt-4o").tokens(10, 0, 5).end()
+        r.prompt("q").response("a").end()
+        assert processor.force_flush(10_000)
+    finally:
+        _pipeline.install(previous)
+        provider.shutdown()
+    assert exporter.get_finished_spans() == ()
+    steps = [c for c in counted if c.name == "chat gpt-4o"]
+    assert len(steps) == 1 and steps[0].agent == "weather" and not steps[0].error
+    assert len(steps[0].attributes[sc.INPUT_MESSAGES]) > 40_000
+    assert processor.stats().spans_queued == 0
+    assert processor.can_defer(32 * 1024 * 1024), "the content held for it was released"

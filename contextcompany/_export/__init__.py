@@ -7,11 +7,12 @@
   edit of one ended span, run on the export worker;
 - ``_batcher``: the bounded queue, the export worker, flush, shutdown, fork restart, counts, size cut;
 - ``_exporter_logs``: ``note()`` and the capture of the OTLP exporter's log lines as failure reasons;
-- ``_processor``: ``SpanProcessor`` (public as ``tcc.SpanProcessor``) and ``Stats``.
+- ``_processor``: ``SpanProcessor`` (public as ``tcc.SpanProcessor``), ``Stats``, and ``Handed`` (a record's
+  span for the worker to start).
 
 Nothing in this package imports the pipeline (``_pipeline``) or the records: they use it, not the reverse.
 """
 
-from ._processor import SpanProcessor, Stats
+from ._processor import Handed, SpanProcessor, Stats
 
-__all__ = ["SpanProcessor", "Stats"]
+__all__ = ["Handed", "SpanProcessor", "Stats"]

@@ -95,9 +95,10 @@ def _to(exporter: SpanExporter | None) -> str:
     return f" (to {where})" if isinstance(where, str) else ""
 
 
-# On the worker: a span as it will be sent, the key of its destination (None: the default exporter) and
-# its approximate size in a request.
-Prepare = Callable[[ReadableSpan], tuple[Hashable, ReadableSpan, int]]
+# On the worker: a queued item (an ended span, or a record whose span the worker starts) as it will be
+# sent: the key of its destination (None: the default exporter), the span and its approximate size in a
+# request; None when it leaves nothing to send (a record whose span was not sampled).
+Prepare = Callable[[Any], tuple[Hashable, ReadableSpan, int] | None]
 
 
 class Batcher:
@@ -107,7 +108,7 @@ class Batcher:
         self,
         prepare: Prepare,
         exporter_for: Callable[[Hashable], SpanExporter | None],
-        discard: Callable[[ReadableSpan], None],
+        discard: Callable[[Any], None],
         *,
         max_queue: int,
         max_batch: int,
@@ -139,7 +140,7 @@ class Batcher:
 
     def _start_worker(self) -> None:
         self._lock = threading.Lock()
-        self._queue: deque[ReadableSpan] = deque()
+        self._queue: deque[Any] = deque()  # ended spans, and records whose span the worker starts
         # Records whose span was not sampled, for the metrics only: never exported, never in the stats.
         # Bounded like the span queue (oldest dropped first), for a worker that cannot keep up.
         self._unsampled: deque[Any] = deque(maxlen=4 * self.max_queue)
@@ -148,13 +149,18 @@ class Batcher:
         self._worker = threading.Thread(target=self._work, name="contextcompany-export", daemon=True)
         self._worker.start()
 
+    @property
+    def worker(self) -> threading.Thread:
+        """The export thread (a new one after fork)."""
+        return self._worker
+
     def _after_fork_in_child(self) -> None:
         if not self.is_shutdown:
             self._start_worker()
 
     # -- the caller's side: must stay cheap and never block on I/O --
 
-    def put(self, span: ReadableSpan) -> None:
+    def put(self, span: Any) -> None:
         with self._lock:
             if self.is_shutdown:
                 self._dropped += 1
@@ -214,12 +220,21 @@ class Batcher:
                 self._in_flight = len(batch)
             self._export(batch)
 
-    def _export(self, batch: list[ReadableSpan]) -> None:
+    def _export(self, batch: list[Any]) -> None:
         groups: dict[Hashable, list[tuple[ReadableSpan, int]]] = {}
         prepare = self._prepare
-        for span in batch:
-            key, ready, size = prepare(span)
+        nothing = 0
+        for item in batch:
+            prepared = prepare(item)
+            if prepared is None:
+                nothing += 1
+                continue
+            key, ready, size = prepared
             groups.setdefault(key, []).append((ready, size))
+        if nothing:
+            with self._lock:  # not spans after all: neither queued nor in flight any more
+                self._queued -= nothing
+                self._in_flight -= nothing
         for key, spans in groups.items():
             for request in by_size(spans):
                 self._send(key, request)

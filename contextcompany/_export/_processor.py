@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
@@ -34,6 +35,8 @@ from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.sdk.trace import SpanProcessor as _SdkSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from contextcompany import _diag as diag
 from contextcompany import _forksafe as forksafe
@@ -45,6 +48,7 @@ from ._stages import BackendCost, Edit, Pricing, RollUp, Stage, StepRule
 
 if TYPE_CHECKING:  # finished here, built by the records above: no import back up the layers at runtime
     from contextcompany._content import Pending
+    from contextcompany._span import Start
 
 __all__ = ["SpanProcessor", "Stats"]
 
@@ -67,6 +71,21 @@ def _batching(value: float | None, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"[TCC] SpanProcessor({name}=...) expects a number > 0, got {value!r}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A tcc record's span to start and end on the export worker (``SpanProcessor.hand``): what the
+    caller's thread knew when the record ended, attributes and content still to finish included."""
+
+    start: Start  # name, parent, kind, first attributes, start time, (tracer, router), destination
+    attributes: dict[str, AttributeValue]
+    name: str | None  # the final name, when it differs from the first one
+    status: StatusCode
+    description: str | None
+    end_ns: int
+    content: Pending | None  # content attributes still to finish (the policy applied), if any
+    agent: str | None  # the name of the run it belongs to, for the metrics of a span not sampled
 
 
 class SpanProcessor(_SdkSpanProcessor):
@@ -138,6 +157,10 @@ class SpanProcessor(_SdkSpanProcessor):
             unsampled=self._count_unsampled,
         )
         self._put = self._batcher.put  # on_end's one call, bound once
+        # While the worker ends a span it started (_start_handed): that span, handed back by on_end
+        # instead of queued behind spans that ended after it.
+        self._catching = False
+        self._caught: list[ReadableSpan] = []
         forksafe.after_fork(self._forget_the_parents_spans, forksafe.Phase.STATE, weak=True)
 
     def _default_stages(self) -> tuple[Stage, ...]:
@@ -162,6 +185,17 @@ class SpanProcessor(_SdkSpanProcessor):
         """A tcc record whose span was not sampled (the SDK calls no processor for it): priced and counted
         in the metrics on the worker, never exported. One queue append on the caller's thread."""
         self._batcher.unsampled(record)
+
+    def hand(self, job: Handed) -> None:
+        """Start and end a record's span on the worker: one queue append on the caller's thread, in the
+        order spans end (a run's steps before the run). Only for spans of a provider this processor
+        alone is on (``_pipeline.handoff``): starting a span costs about what the rest of a step costs
+        the caller, and nothing else on that provider could tell the span started later."""
+        content = job.content
+        if content is not None:
+            with self._content_lock:
+                self._content_size += content.size
+        self._put(job)
 
     def route(self, span: trace_api.Span, key: Hashable) -> None:
         """Send ``span`` to the exporter for ``key`` (see ``exporter_for``) once it ends."""
@@ -193,8 +227,12 @@ class SpanProcessor(_SdkSpanProcessor):
                 self._content_size -= pending.size
         return pending
 
-    def _forget(self, span: ReadableSpan) -> None:
+    def _forget(self, span: ReadableSpan | Handed) -> None:
         """An ended span that will not pass through the pipeline (not sampled, or dropped)."""
+        if type(span) is Handed:
+            self._release(span.content)  # never started: nothing else knows it
+            return
+        assert isinstance(span, ReadableSpan)
         self._roll_up.forget(span)
         self._metrics.forget(span)
         if span.context is not None:
@@ -206,15 +244,74 @@ class SpanProcessor(_SdkSpanProcessor):
         if context is None or not context.trace_flags.sampled:
             self._forget(span)
             return
+        if self._catching and threading.current_thread() is self._batcher.worker:
+            self._caught.append(span)  # a span the worker started: enriched and exported right away
+            return
         self._put(span)
 
     # -- the worker --
 
-    def _prepare(self, span: ReadableSpan) -> tuple[Hashable, ReadableSpan, int]:
+    def _prepare(self, item: ReadableSpan | Handed) -> tuple[Hashable, ReadableSpan, int] | None:
+        """The destination key, the enriched span and its size; None for a handed record that left no
+        span to export (not sampled: it is counted in the metrics instead)."""
+        if type(item) is Handed:
+            started = self._start_handed(item)
+            if started is None:
+                return None
+            span = started
+        else:
+            assert isinstance(item, ReadableSpan)
+            span = item
         routes = self._routes
         key = routes.pop(span.context.span_id, None) if routes and span.context is not None else None
         ready, size = self._enrich(span)
         return key, ready, size
+
+    def _release(self, content: Pending | None) -> None:
+        if content is not None:
+            with self._content_lock:
+                self._content_size -= content.size
+
+    def _start_handed(self, job: Handed) -> ReadableSpan | None:
+        """On the worker: start and end a handed record's span as the caller would have (same parent,
+        times, attributes, name and status); the ended span, or None when it was not sampled."""
+        name, parent, kind, first, start, (tracer, router), dest = job.start
+        attributes = {**first, **job.attributes}
+        content = job.content
+        if content is not None:
+            self._release(content)
+            try:
+                attributes.update(content.resolve())
+            except Exception:
+                # Never sent unfinished: the span leaves without the content it could not finish.
+                self._once.error("content", "contextcompany: could not finish the content of %r", name)
+        final_name = job.name or name
+        try:
+            span = tracer.start_span(
+                final_name, context=parent, kind=kind, attributes=attributes, start_time=start
+            )
+            if router is not None:
+                router.route(span, dest)
+            if job.status is not StatusCode.UNSET:
+                span.set_status(job.status, job.description)
+        except Exception:
+            self._once.error("start", "contextcompany: could not start the span %r", final_name)
+            return None
+        if not span.is_recording():
+            failed = job.status is StatusCode.ERROR
+            self._count_unsampled(
+                _metrics.Unsampled(final_name, attributes, start, job.end_ns, failed, job.agent)
+            )
+            return None
+        caught = self._caught
+        self._catching = True
+        try:
+            span.end(end_time=job.end_ns)
+        except Exception:
+            self._once.error("end", "contextcompany: could not end the span %r", final_name)
+        finally:
+            self._catching = False
+        return caught.pop() if caught else None
 
     def _count_unsampled(self, record: _metrics.Unsampled) -> None:
         """On the worker: the step rule, pricing and metrics of a record no span carries."""

@@ -35,31 +35,51 @@ def _make_pipeline(extra: bool) -> tuple[_pipeline.Pipeline, InMemorySpanExporte
     if extra:  # another processor sees every span: long content must be finished before it does
         provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     pipeline = _pipeline.Pipeline(
-        tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
+        tracer=provider.get_tracer("contextcompany"),
+        provider=provider,
+        processor=processor,
+        owned=True,
+        alone=None if extra else processor,  # alone, it also starts the steps' spans on its worker
     )
     return pipeline, exporter, processor
 
 
-def _record(case: Callable[[], None], extra: bool) -> list[ReadableSpan]:
-    pipeline, exporter, processor = _make_pipeline(extra)
-    deferred: list[object] = []
-    defer = processor.defer
+def _count_deferred(processor: tcc.SpanProcessor, sizes: list[int], ways: set[str] | None = None) -> None:
+    """Note the size of each piece of content the processor's worker is to finish, and (in ``ways``) how
+    it got there: content of a span the caller started (``defer``), or of a record whose span the worker
+    starts (``hand``)."""
+    defer, hand = processor.defer, processor.hand
+    noted = ways if ways is not None else set()
 
-    def counting(span: Any, pending: Any) -> None:
-        deferred.append(span)
+    def deferring(span: Any, pending: Any) -> None:
+        sizes.append(pending.size)
+        noted.add("defer")
         defer(span, pending)
 
-    processor.defer = counting  # type: ignore[method-assign]
+    def handing(job: Any) -> None:
+        if job.content is not None:
+            sizes.append(job.content.size)
+            noted.add("hand")
+        hand(job)
+
+    processor.defer = deferring  # type: ignore[method-assign]
+    processor.hand = handing  # type: ignore[method-assign]
+
+
+def _record(case: Callable[[], None], extra: bool) -> list[ReadableSpan]:
+    pipeline, exporter, processor = _make_pipeline(extra)
+    deferred: list[int] = []
+    ways: set[str] = set()
+    _count_deferred(processor, deferred, ways)
     previous = _pipeline.install(pipeline)
     try:
         case()
         assert processor.force_flush(30_000)
-        # Finished on the worker only where no other processor sees the spans (and capture is on).
-        assert bool(deferred) is (not extra and case is not _capture_off), (
-            case.__name__,
-            extra,
-            len(deferred),
-        )
+        # Finished on the worker only where no other processor sees the spans (and capture is on): the
+        # steps' content with the records the worker starts, the runs' and tool calls' (whose spans start
+        # on the caller's thread) by itself.
+        expected = {"defer", "hand"} if not extra and case is not _capture_off else set()
+        assert ways == expected, (case.__name__, extra, ways)
         return list(exporter.get_finished_spans())
     finally:
         _pipeline.install(previous)
@@ -216,23 +236,24 @@ class _Held(InMemorySpanExporter):
         return super().export(spans)
 
 
-def test_long_content_held_for_a_stuck_worker_is_bounded() -> None:
+@pytest.mark.parametrize("alone", [True, False], ids=["worker-starts-steps", "caller-starts-steps"])
+def test_long_content_held_for_a_stuck_worker_is_bounded(alone: bool) -> None:
     """While exports are stuck, the long content waiting for the worker stays under 32 Mi characters: past
-    that, steps finish theirs on the caller's thread. Every step arrives, cut as documented."""
+    that, steps finish theirs on the caller's thread. Every step arrives, cut as documented; the count
+    of what the worker holds returns to zero once it is all sent. Both for steps whose span the worker
+    starts (tcc's processor alone on tcc's provider) and steps the caller started."""
     exporter = _Held()
     processor = tcc.SpanProcessor(exporter, schedule_delay_millis=50, max_queue_size=10_000)
     provider = TracerProvider(shutdown_on_exit=False, id_generator=RunIdGenerator(OwnRandomIds()))
     provider.add_span_processor(processor)
     deferred: list[int] = []
-    defer = processor.defer
-
-    def counting(span: Any, pending: Any) -> None:
-        deferred.append(pending.size)
-        defer(span, pending)
-
-    processor.defer = counting  # type: ignore[method-assign]
+    _count_deferred(processor, deferred)
     pipeline = _pipeline.Pipeline(
-        tracer=provider.get_tracer("contextcompany"), provider=provider, processor=processor, owned=True
+        tracer=provider.get_tracer("contextcompany"),
+        provider=provider,
+        processor=processor,
+        owned=True,
+        alone=processor if alone else None,
     )
     previous = _pipeline.install(pipeline)
     try:
@@ -246,6 +267,8 @@ def test_long_content_held_for_a_stuck_worker_is_bounded() -> None:
         held = sum(deferred)
         exporter.release.set()
         assert processor.force_flush(60_000)
+        assert not processor.can_defer(32 * 1024 * 1024 + 1)
+        assert processor.can_defer(32 * 1024 * 1024), "all the content held was released once sent"
     finally:
         _pipeline.install(previous)
         provider.shutdown()
