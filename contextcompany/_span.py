@@ -173,6 +173,10 @@ class SpanHandle:
         if pending is None:
             return None  # started already
         span = self._span = self._open(pending, attributes, name)
+        if attributes is None and not span.is_recording():
+            # Started early (span()) and not sampled: finish() hands its record to tcc's processor with
+            # these first attributes (operation, ids), which such a span does not keep.
+            self._started, self._first = pending[4], pending[3]
         return span
 
     def span(self) -> trace.Span:

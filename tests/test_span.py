@@ -208,21 +208,26 @@ def test_a_runs_steps_handed_to_the_worker_roll_up_onto_the_run(captured: Captur
     assert captured.processor.stats().spans_queued == 6
 
 
-def test_a_handed_step_not_sampled_is_counted_not_queued() -> None:
-    """Not sampled on the worker: the step is priced and counted in the metrics there (with its prompt
-    and response present for the step rule), and never counts as a queued span."""
+@pytest.mark.parametrize("started_by", ["worker", "caller"])
+def test_a_step_not_sampled_is_counted_not_queued_and_its_content_released(started_by: str) -> None:
+    """Not sampled: the step is priced and counted in the metrics on the worker (as a step that had its
+    prompt and response, for the step rule), never counts as a queued span, and the long content set
+    aside for the worker is released, whether the worker started the span or the caller did (a ``with``
+    step)."""
     exporter = InMemorySpanExporter()
     processor = tcc.SpanProcessor(exporter, schedule_delay_millis=50)
     provider = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
     provider.add_span_processor(processor)
-    counted: list[Any] = []
-    count = processor._count_unsampled
+    counted: list[tuple[str, Any, bool, str | None]] = []  # the metrics': name, operation, failed, agent
+    record = processor._metrics.record
 
-    def counting(record: Any) -> None:
-        counted.append(record)
-        count(record)
+    def counting(edit: Any, *, agent: str | None) -> None:
+        status = edit.status if edit.status is not None else edit.span.status
+        failed = status.status_code is StatusCode.ERROR
+        counted.append((edit.span.name, edit.get(sc.OPERATION_NAME), failed, agent))
+        record(edit, agent=agent)
 
-    processor._count_unsampled = counting  # type: ignore[method-assign]
+    processor._metrics.record = counting  # type: ignore[method-assign]
     previous = _pipeline.install(
         _pipeline.Pipeline(
             tracer=provider.get_tracer("contextcompany"),
@@ -234,15 +239,17 @@ def test_a_handed_step_not_sampled_is_counted_not_queued() -> None:
     )
     try:
         r = tcc.run(name="weather")
-        r.step().prompt("x" * 40_000).response("a").model("gpt-4o").tokens(10, 0, 5).end()
+        if started_by == "worker":
+            r.step().prompt("x" * 40_000).response("a").model("gpt-4o").tokens(10, 0, 5).end()
+        else:
+            with r.step() as s:
+                s.prompt("x" * 40_000).response("a").model("gpt-4o").tokens(10, 0, 5)
         r.prompt("q").response("a").end()
         assert processor.force_flush(10_000)
     finally:
         _pipeline.install(previous)
         provider.shutdown()
     assert exporter.get_finished_spans() == ()
-    steps = [c for c in counted if c.name == "chat gpt-4o"]
-    assert len(steps) == 1 and steps[0].agent == "weather" and not steps[0].error
-    assert len(steps[0].attributes[sc.INPUT_MESSAGES]) > 40_000
+    assert ("chat gpt-4o", sc.OP_CHAT, False, "weather") in counted, counted
     assert processor.stats().spans_queued == 0
     assert processor.can_defer(32 * 1024 * 1024), "the content held for it was released"
