@@ -167,3 +167,80 @@ def test_a_planner_that_raises_costs_nothing_but_metrics(caplog: pytest.LogCaptu
     metrics.planner = broken
     assert metrics.recorder() is None
     assert metrics.recorder() is None  # not retried
+
+
+def test_the_export_worker_records_under_no_span_so_trace_based_keeps_no_exemplar() -> None:
+    """Why tcc's own provider uses no exemplar filter (``_meter.exemplar_filter``): recorded on the export
+    worker, even for records made under a sampled span, no measurement sees a span, so the SDK's default
+    filter (``trace_based``) never keeps an exemplar there; ``always_off`` exports the same data cheaper.
+    The same recorder, used under a sampled span on the caller's thread, would keep exemplars."""
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import contextcompany as tcc
+    from contextcompany import _pipeline
+    from contextcompany._export import SpanProcessor
+
+    def exemplars(reader: InMemoryMetricReader) -> tuple[int, int]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        points = [
+            p
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            for p in m.data.data_points
+            if isinstance(p, HistogramDataPoint)
+        ]
+        return sum(p.count for p in points), sum(len(p.exemplars or ()) for p in points)
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)  # the SDK's default filter
+    recorder = _metrics.recorder_for(meters, "test")
+    processor = SpanProcessor(
+        InMemorySpanExporter(), schedule_delay_millis=50, metrics=_metrics.MetricsStage(lambda: recorder)
+    )
+    traces = TracerProvider(shutdown_on_exit=False)
+    traces.add_span_processor(processor)
+    previous = _pipeline.install(
+        _pipeline.Pipeline(tracer=traces.get_tracer("contextcompany"), provider=traces, processor=processor)
+    )
+    try:
+        with traces.get_tracer("service").start_as_current_span("request"), tcc.run(name="agent") as run:
+            run.prompt("q")
+            run.step().prompt("p").response("a").model("gpt-4o").tokens(100, 0, 10).end()
+            run.response("a")
+        assert processor.force_flush(10_000)
+        recorded, kept = exemplars(reader)
+        assert recorded >= 4  # the run's duration, the step's duration and its two token points
+        assert kept == 0
+        # The premise holds: on a thread under a sampled span, the same filter keeps exemplars.
+        with traces.get_tracer("service").start_as_current_span("request"):
+            recorder.record(_chat(0.25), 0, SECOND)
+        assert exemplars(reader)[1] > 0
+    finally:
+        _pipeline.install(previous)
+        traces.shutdown()
+        meters.shutdown()
+
+
+def test_own_provider_keeps_no_exemplars_unless_the_variable_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter
+
+    plan = _metrics.Plan(endpoint="http://127.0.0.1:9/v1/metrics")
+    for setting, expected in [
+        (None, AlwaysOffExemplarFilter),
+        ("trace_based", AlwaysOffExemplarFilter),
+        ("always_on", AlwaysOnExemplarFilter),
+        ("always_off", AlwaysOffExemplarFilter),
+    ]:
+        if setting is None:
+            monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", setting)
+        provider = _meter.own_provider(plan)
+        try:
+            assert type(provider._sdk_config.exemplar_filter) is expected, setting
+        finally:
+            provider.shutdown(timeout_millis=1_000)
