@@ -73,11 +73,15 @@ def temporality(preference: str) -> dict[type, AggregationTemporality]:
 
 
 class LazyExporter(MetricExporter):
-    """The OTLP/HTTP metrics exporter, built on the reader's thread at its first export (and again in a
-    forked child, which must not share the parent's pooled connections).
+    """The OTLP/HTTP metrics exporter, built on the reader's thread at its first export.
 
     Building it imports requests and opens a session. Its failures are said once per outage, on the
     ``contextcompany`` logger, with the cause; the exporter's own lines are kept as that cause.
+
+    It exports only in the process that made it. A forked child inherits a copy of the provider with
+    the parent's aggregations, and the SDK restarts that copy's reader thread in the child: whatever the
+    copy would send is the parent's, which the parent sends itself. The child gets a provider of its own
+    (``_metrics.Metrics`` forgets the parent's after fork), with an exporter of its own.
     """
 
     def __init__(
@@ -90,14 +94,16 @@ class LazyExporter(MetricExporter):
         self._failing = False
 
     def _get(self) -> MetricExporter:
-        if self._exporter is None or self._pid != os.getpid():
+        if self._exporter is None:
             with forksafe.importing():  # a fork must not split the imports its first use does
-                self._exporter, self._pid = self._make(), os.getpid()
+                self._exporter = self._make()
         return self._exporter
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self._pid != os.getpid():
+            return MetricExportResult.SUCCESS  # the parent's data, in a forked child: the parent sends it
         error: str | None = None
         try:
             with capturing() as notes:

@@ -30,6 +30,7 @@ metric attribute, even one passed by mistake as a model or agent name.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -54,6 +55,8 @@ from . import _semconv as sc
 from ._usage import Usage
 
 __all__ = ["DIMENSIONS", "Recorder"]
+
+logger = logging.getLogger("contextcompany")
 
 # Bucket boundaries the GenAI metrics convention advises (ExplicitBucketBoundaries).
 TOKEN_BUCKETS: Final = (
@@ -462,10 +465,15 @@ class MetricsStage:
         self._lock = threading.Lock()
         self._agents: dict[int, str] = {}
         forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+        forksafe.after_fork(self._forget_recorder, forksafe.Phase.STATE, weak=True)
 
     def _renew_lock(self) -> None:
         # The parent's worker may have been building the recorder at fork time, holding the lock.
         self._lock = threading.Lock()
+
+    def _forget_recorder(self) -> None:
+        # The child asks ``make`` again: tcc's own recorder is the parent's (``Metrics._forget_own``).
+        self._recorder, self._made = None, False
 
     def recorder(self) -> Recorder | None:
         if not self._made:
@@ -580,6 +588,11 @@ class Plan:
     own: Callable[[Plan], SdkMeterProvider] | None = None
 
 
+# Stopping the parent's provider in a forked child: its reader's thread is not running there, so nothing
+# waits; a bound all the same, since it runs in the child's after-fork hooks.
+_FORGOTTEN_SHUTDOWN_MILLIS: Final = 100.0
+
+
 class Metrics:
     """The process's metrics: made on first use, on the export worker that records them.
 
@@ -601,9 +614,31 @@ class Metrics:
         self._once = diag.Once()
         self.closing = False
         forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+        forksafe.after_fork(self._forget_own, forksafe.Phase.STATE, weak=True)
 
     def _renew_lock(self) -> None:
         self._lock = threading.Lock()
+
+    def _forget_own(self) -> None:
+        """After fork: a child does not report through tcc's own provider of the parent.
+
+        That provider's histograms hold the parent's values, which the parent reports: recorded on in the
+        child and exported from there, they would be counted twice. So the child forgets it and its
+        recorder, and makes its own at its next record. The parent's copy is stopped, not flushed: its
+        exporter sends nothing outside the process that made it (``_meter.LazyExporter``), and stopping
+        it ends the reader thread the SDK restarts in the child. A service's provider stays: the service
+        decides what its child reports.
+        """
+        own, self._own = self._own, None
+        if own is None:
+            return
+        self._recorder, self._made = None, False
+        if not self.closing:
+            try:
+                # The reader's thread is the parent's, dead here: the join does not wait.
+                own.shutdown(timeout_millis=_FORGOTTEN_SHUTDOWN_MILLIS)
+            except Exception:
+                logger.debug("contextcompany: stopping the parent's metrics in a child failed", exc_info=True)
 
     def recorder(self) -> Recorder | None:
         if self._made:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -244,3 +245,66 @@ def test_own_provider_keeps_no_exemplars_unless_the_variable_asks(monkeypatch: p
             assert type(provider._sdk_config.exemplar_filter) is expected, setting
         finally:
             provider.shutdown(timeout_millis=1_000)
+
+
+def _in_child(check: Callable[[], bool]) -> int:
+    """Fork, run ``check`` in the child, return the child's exit status (0: it held)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if check() else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_after_fork_a_child_makes_its_own_provider_and_keeps_the_services() -> None:
+    """tcc's own provider holds the parent's histograms: a child forgets it and makes its own at its next
+    record, so what it reports is its own. A service's provider is the service's: the child keeps it."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    readers: list[InMemoryMetricReader] = []
+
+    def in_memory(plan: _metrics.Plan) -> MeterProvider:
+        readers.append(InMemoryMetricReader())
+        return MeterProvider(metric_readers=[readers[-1]], shutdown_on_exit=False)
+
+    def duration_count(reader: InMemoryMetricReader) -> int:
+        data = reader.get_metrics_data()
+        return sum(
+            p.count
+            for rm in (data.resource_metrics if data is not None else ())
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "gen_ai.client.operation.duration"
+            for p in m.data.data_points
+        )
+
+    own = _metrics.Metrics()
+    own.planner = lambda: _metrics.Plan(own=in_memory)
+    stage = _metrics.MetricsStage(own.recorder)
+    parent = stage.recorder()
+    assert parent is not None
+    for _ in range(3):
+        parent.record(_chat(0.25), 0, SECOND)
+
+    def child_reports_its_own() -> bool:
+        recorder = stage.recorder()
+        assert recorder is not None and recorder is not parent and len(readers) == 2
+        recorder.record(_chat(0.25), 0, SECOND)
+        return duration_count(readers[1]) == 1
+
+    assert _in_child(child_reports_its_own) == 0
+    assert duration_count(readers[0]) == 3 and len(readers) == 1  # the parent's, untouched
+
+    reader = InMemoryMetricReader()
+    host = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    service = _metrics.Metrics()
+    service.planner = lambda: _metrics.Plan(host=host)
+    recorder = service.recorder()
+    assert _in_child(lambda: service.recorder() is recorder and service._host is host) == 0
+    own.shutdown(1_000)
+    host.shutdown()
