@@ -20,8 +20,11 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from opentelemetry.sdk.environment_variables import OTEL_METRICS_EXEMPLAR_FILTER
 from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
     Counter,
+    ExemplarFilter,
     Histogram,
     ObservableCounter,
     ObservableGauge,
@@ -70,11 +73,15 @@ def temporality(preference: str) -> dict[type, AggregationTemporality]:
 
 
 class LazyExporter(MetricExporter):
-    """The OTLP/HTTP metrics exporter, built on the reader's thread at its first export (and again in a
-    forked child, which must not share the parent's pooled connections).
+    """The OTLP/HTTP metrics exporter, built on the reader's thread at its first export.
 
     Building it imports requests and opens a session. Its failures are said once per outage, on the
     ``contextcompany`` logger, with the cause; the exporter's own lines are kept as that cause.
+
+    It exports only in the process that made it. A forked child inherits a copy of the provider with
+    the parent's aggregations, and the SDK restarts that copy's reader thread in the child: whatever the
+    copy would send is the parent's, which the parent sends itself. The child gets a provider of its own
+    (``_metrics.Metrics`` forgets the parent's after fork), with an exporter of its own.
     """
 
     def __init__(
@@ -87,14 +94,16 @@ class LazyExporter(MetricExporter):
         self._failing = False
 
     def _get(self) -> MetricExporter:
-        if self._exporter is None or self._pid != os.getpid():
+        if self._exporter is None:
             with forksafe.importing():  # a fork must not split the imports its first use does
-                self._exporter, self._pid = self._make(), os.getpid()
+                self._exporter = self._make()
         return self._exporter
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self._pid != os.getpid():
+            return MetricExportResult.SUCCESS  # the parent's data, in a forked child: the parent sends it
         error: str | None = None
         try:
             with capturing() as notes:
@@ -134,6 +143,26 @@ def otlp_exporter(endpoint: str, headers: Mapping[str, str] | None) -> MetricExp
     return OTLPMetricExporter(endpoint=endpoint, headers=dict(headers) if headers else None)
 
 
+def exemplar_filter() -> ExemplarFilter | None:
+    """The exemplar filter of tcc's own provider: never one by default; None lets the SDK read
+    ``OTEL_METRICS_EXEMPLAR_FILTER`` when it says something other than its default.
+
+    The SDK's default, ``trace_based``, keeps an exemplar only for a measurement made under a sampled
+    span. tcc records its metrics on its export worker, whose context holds no span (a thread starts
+    with an empty context, and the worker sets no span in it; ``tests/test_metrics_export.py`` checks
+    that no exemplar comes out): ``trace_based`` never keeps one there, yet asks the context for a span
+    at each of the three histogram points per call. ``always_off`` exports the same data without asking.
+    (Where a new thread inherits its starter's context, as on free-threaded Python 3.14, the worker could
+    hold whatever span was current where it started: an exemplar would point at an unrelated trace.)
+
+    >>> type(exemplar_filter()).__name__    # OTEL_METRICS_EXEMPLAR_FILTER unset
+    'AlwaysOffExemplarFilter'
+    """
+    if os.environ.get(OTEL_METRICS_EXEMPLAR_FILTER, "trace_based") == "trace_based":
+        return AlwaysOffExemplarFilter()
+    return None  # always_on, always_off, or a value the SDK refuses as it would for any provider
+
+
 def own_provider(plan: Plan) -> SdkMeterProvider:
     """tcc's own MeterProvider for ``plan``: a periodic reader (its own thread) over the OTLP exporter.
 
@@ -144,5 +173,8 @@ def own_provider(plan: Plan) -> SdkMeterProvider:
     exporter = LazyExporter(lambda: otlp_exporter(endpoint, headers), temporality(plan.temporality))
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=plan.interval_millis)
     return SdkMeterProvider(
-        metric_readers=[reader], resource=plan.resource or Resource.create(), shutdown_on_exit=False
+        metric_readers=[reader],
+        resource=plan.resource or Resource.create(),
+        shutdown_on_exit=False,
+        exemplar_filter=exemplar_filter(),
     )

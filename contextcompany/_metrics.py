@@ -30,11 +30,12 @@ metric attribute, even one passed by mistake as a model or agent name.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
@@ -54,6 +55,8 @@ from . import _semconv as sc
 from ._usage import Usage
 
 __all__ = ["DIMENSIONS", "Recorder"]
+
+logger = logging.getLogger("contextcompany")
 
 # Bucket boundaries the GenAI metrics convention advises (ExplicitBucketBoundaries).
 TOKEN_BUCKETS: Final = (
@@ -126,12 +129,12 @@ class _Values:
         self._lock = threading.Lock()  # the parent's worker may have held it at fork time
 
     def bounded(self, value: object) -> str | None:
+        if type(value) is str and value in self._seen:
+            return value  # the usual case: a name seen before
         if value is None:
             return None
         if type(value) is not str or not value or len(value) > _MAX_VALUE_CHARS:
             return OTHER
-        if value in self._seen:
-            return value
         with self._lock:
             if len(self._seen) >= _MAX_VALUES:
                 return OTHER
@@ -151,30 +154,41 @@ def _usd(value: object) -> float | None:
     return _seconds(value)
 
 
+_SumKey = tuple[str, tuple[tuple[str, AttributeValue], ...]]  # (instrument, sorted attribute items)
+
+
+def _sum_key(instrument: str, attributes: Mapping[str, AttributeValue]) -> _SumKey:
+    return instrument, tuple(sorted(attributes.items()))
+
+
 class _Sums:
     """Monotonic sums per instrument and attribute set, read by observable counters at each collection.
 
-    ``add`` runs on the export worker; the observers on the metric reader's thread. The number of
-    attribute sets is bounded by the dimensions' bounds (``_Values``)."""
+    ``add`` runs on the export worker, with keys made once per series (``_sum_key``); the observers run on
+    the metric reader's thread. The number of keys is bounded by the dimensions' bounds (``_Values``).
+
+    >>> sums.add([(_sum_key(COST, {"gen_ai.request.model": "gpt-4o"}), 0.25)])
+    """
 
     __slots__ = ("__weakref__", "_lock", "_sums")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sums: dict[str, dict[tuple[tuple[str, AttributeValue], ...], float]] = {}
+        self._sums: dict[_SumKey, float] = {}
         forksafe.after_fork(self.reset, forksafe.Phase.STATE, weak=True)
 
-    def add(self, instrument: str, value: float, attributes: dict[str, AttributeValue]) -> None:
-        key = tuple(sorted(attributes.items()))
+    def add(self, amounts: Iterable[tuple[_SumKey, float]]) -> None:
+        """Add each amount to its key's sum (one lock for a span's amounts, not one per amount)."""
         with self._lock:
-            sums = self._sums.setdefault(instrument, {})
-            sums[key] = sums.get(key, 0) + value
+            sums = self._sums
+            for key, amount in amounts:
+                sums[key] = sums.get(key, 0) + amount
 
     def observer(self, instrument: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             with self._lock:
-                items = list(self._sums.get(instrument, {}).items())
-            return [Observation(value, dict(key)) for key, value in items]
+                items = list(self._sums.items())
+            return [Observation(value, dict(key[1])) for key, value in items if key[0] == instrument]
 
         return observe
 
@@ -182,6 +196,43 @@ class _Sums:
         """After fork: the child counts from zero (the parent reports what it counted)."""
         self._lock = threading.Lock()
         self._sums = {}
+
+
+# The parts of each token type, as tcc.token.part names them (see Recorder._record_tokens).
+_PARTS: Final = (
+    (sc.TOKEN_TYPE_INPUT, ("uncached", "cache_read", "cache_write", sc.TOKEN_PART_UNKNOWN)),
+    (sc.TOKEN_TYPE_OUTPUT, ("response", "reasoning", sc.TOKEN_PART_UNKNOWN)),
+)
+
+
+class _Series:
+    """Everything a span with one set of dimension values records under, made once and reused: the
+    attributes of each histogram point and the keys of each sum.
+
+    The dicts are handed to the instruments as they are, every time: the metrics API never changes the
+    attributes it is given (the SDK copies and cleans them per measurement), and nor does tcc after this.
+    """
+
+    __slots__ = ("cost", "input", "output", "parts", "plain")
+
+    def __init__(self, plain: dict[str, AttributeValue], cost_source: str | None) -> None:
+        self.plain = plain  # duration, time to first chunk: the dimensions only
+        priced = {**plain, sc.COST_SOURCE: cost_source} if cost_source is not None else plain
+        self.input = {**priced, sc.TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
+        self.output = {**priced, sc.TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
+        self.cost = _sum_key(COST, priced)
+        self.parts = {
+            (token_type, part): _sum_key(
+                TOKEN_PARTS, {**priced, sc.TOKEN_TYPE: token_type, sc.TOKEN_PART: part}
+            )
+            for token_type, parts in _PARTS
+            for part in parts
+        }
+
+
+# Series kept per recorder. Their number is bounded already (by the bounded values of each dimension),
+# but that bound is a product of bounds: past this many, a new series is made for its span and not kept.
+_MAX_SERIES: Final = 2000
 
 
 class Recorder:
@@ -237,27 +288,58 @@ class Recorder:
             description="Cost of LLM calls in US dollars (tcc.cost.usd), priced with genai-prices.",
         )
         self._values: dict[str, _Values] = {key: _Values() for key in (*DIMENSIONS, sc.ERROR_TYPE)}
+        # Keyed by bounded values only (never a span's raw ones), so its size has the dimensions' bound.
+        self._series: dict[tuple[object, ...], _Series] = {}
 
-    def dimensions(
-        self, attributes: Mapping[str, Any], *, failed: bool, own: bool, agent: str | None = None
-    ) -> dict[str, AttributeValue]:
-        """The metric attributes of a span: the allow-listed keys, bounded, and nothing else."""
-        out: dict[str, AttributeValue] = {sc.METRIC_ORIGIN: sc.ORIGIN_TCC if own else sc.ORIGIN_OTHER}
+    def _bounded(
+        self, attributes: Mapping[str, Any], failed: bool, own: bool, agent: str | None
+    ) -> tuple[str | None, ...]:
+        """The bounded value of each dimension (None where a span has none): the identity of a series.
+        Only these allow-listed keys are read, each through its ``_Values`` bound."""
         get = attributes.get
         values = self._values
-        for key in DIMENSIONS:
-            raw = get(key)
-            if raw is None and key == sc.PROVIDER_NAME:
-                raw = get(sc.SYSTEM)  # the older name, still sent by some instrumentations
-            elif raw is None and key == sc.AGENT_NAME:
-                raw = agent
-            value = values[key].bounded(raw)
-            if value is not None:
-                out[key] = value
+        provider = get(sc.PROVIDER_NAME)
+        if provider is None:
+            provider = get(sc.SYSTEM)  # the older name, still sent by some instrumentations
+        agent_name = get(sc.AGENT_NAME)
+        if agent_name is None:
+            agent_name = agent
+        error = None
         if failed:
             error = values[sc.ERROR_TYPE].bounded(get(sc.ERROR_TYPE))
-            out[sc.ERROR_TYPE] = error if error is not None else OTHER
+            if error is None:
+                error = OTHER
+        # In DIMENSIONS' order, then the origin and the error type.
+        return (
+            values[sc.OPERATION_NAME].bounded(get(sc.OPERATION_NAME)),
+            values[sc.PROVIDER_NAME].bounded(provider),
+            values[sc.REQUEST_MODEL].bounded(get(sc.REQUEST_MODEL)),
+            values[sc.RESPONSE_MODEL].bounded(get(sc.RESPONSE_MODEL)),
+            values[sc.AGENT_NAME].bounded(agent_name),
+            sc.ORIGIN_TCC if own else sc.ORIGIN_OTHER,
+            error,
+        )
+
+    @staticmethod
+    def _plain(bounded: tuple[str | None, ...]) -> dict[str, AttributeValue]:
+        """The attributes of a span's histogram points, from its bounded values (``_bounded``)."""
+        *dimensions, origin, error = bounded
+        out: dict[str, AttributeValue] = {sc.METRIC_ORIGIN: cast(str, origin)}
+        for key, value in zip(DIMENSIONS, dimensions, strict=True):
+            if value is not None:
+                out[key] = value
+        if error is not None:
+            out[sc.ERROR_TYPE] = error
         return out
+
+    def _series_of(self, bounded: tuple[str | None, ...], cost_source: str | None) -> _Series:
+        key = (*bounded, cost_source)
+        series = self._series.get(key)
+        if series is None:
+            series = _Series(self._plain(bounded), cost_source)
+            if len(self._series) < _MAX_SERIES:
+                self._series[key] = series
+        return series
 
     def record(
         self,
@@ -279,51 +361,55 @@ class Recorder:
         usage = Usage.from_attributes(attributes)
         if usage is None and attributes.get(sc.OPERATION_NAME) is None:
             return  # not a GenAI span: an HTTP or database span of the service passing through
-        dims = self.dimensions(attributes, failed=failed, own=own, agent=agent)
+        cost_source = attributes.get(sc.COST_SOURCE) if usage is not None else None
+        series = self._series_of(
+            self._bounded(attributes, failed, own, agent),
+            cost_source if type(cost_source) is str and cost_source in _COST_SOURCES else None,
+        )
         if isinstance(start_ns, int) and isinstance(end_ns, int) and end_ns >= start_ns:
-            self._duration.record((end_ns - start_ns) / 1e9, dims)
-        first_chunk = _seconds(attributes.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK))
-        if first_chunk is not None:
-            self._first_chunk.record(first_chunk, dims)
+            self._duration.record((end_ns - start_ns) / 1e9, series.plain)
+        first_chunk = attributes.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
+        if first_chunk is not None and (first_chunk := _seconds(first_chunk)) is not None:
+            self._first_chunk.record(first_chunk, series.plain)
         if usage is None:
             return
-        cost_source = attributes.get(sc.COST_SOURCE)
-        if cost_source in _COST_SOURCES:
-            dims[sc.COST_SOURCE] = cost_source
-        self._record_tokens(usage, dims)
+        amounts = self._record_tokens(usage, series)
         cost = _usd(attributes.get(sc.COST_USD))
         if cost is not None:
-            self._sums.add(COST, cost, dims)
+            amounts.append((series.cost, cost))
+        if amounts:
+            self._sums.add(amounts)
 
-    def _record_tokens(self, usage: Usage, dims: dict[str, AttributeValue]) -> None:
-        parts: tuple[tuple[str, int], ...]
+    def _record_tokens(self, usage: Usage, series: _Series) -> list[tuple[_SumKey, float]]:
+        """Record the token histogram's points; return the token parts to add to the sums."""
+        amounts: list[tuple[_SumKey, float]] = []
+        parts = series.parts
         if usage.input is not None:
-            self._tokens.record(usage.input, {**dims, sc.TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+            self._tokens.record(usage.input, series.input)
             read, write = usage.cache_read or 0, usage.cache_write or 0
+            split: tuple[tuple[str, int], ...]
             if read + write <= usage.input:
-                parts = (
+                split = (
                     ("uncached", usage.input - read - write),
                     ("cache_read", read),
                     ("cache_write", write),
                 )
             else:  # a span that reports more cached than total input: its split is not to be trusted
-                parts = ((sc.TOKEN_PART_UNKNOWN, usage.input),)
-            self._add_parts(sc.TOKEN_TYPE_INPUT, parts, dims)
+                split = ((sc.TOKEN_PART_UNKNOWN, usage.input),)
+            for part, tokens in split:
+                if tokens:  # a zero adds nothing and would only add a series
+                    amounts.append((parts[sc.TOKEN_TYPE_INPUT, part], tokens))
         if usage.output is not None:
-            self._tokens.record(usage.output, {**dims, sc.TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+            self._tokens.record(usage.output, series.output)
             reasoning = usage.reasoning or 0
             if reasoning <= usage.output:
-                parts = (("response", usage.output - reasoning), ("reasoning", reasoning))
+                split = (("response", usage.output - reasoning), ("reasoning", reasoning))
             else:
-                parts = ((sc.TOKEN_PART_UNKNOWN, usage.output),)
-            self._add_parts(sc.TOKEN_TYPE_OUTPUT, parts, dims)
-
-    def _add_parts(
-        self, token_type: str, parts: tuple[tuple[str, int], ...], dims: dict[str, AttributeValue]
-    ) -> None:
-        for part, tokens in parts:
-            if tokens:  # a zero adds nothing and would only add a series
-                self._sums.add(TOKEN_PARTS, tokens, {**dims, sc.TOKEN_TYPE: token_type, sc.TOKEN_PART: part})
+                split = ((sc.TOKEN_PART_UNKNOWN, usage.output),)
+            for part, tokens in split:
+                if tokens:
+                    amounts.append((parts[sc.TOKEN_TYPE_OUTPUT, part], tokens))
+        return amounts
 
 
 _COST_SOURCES: Final = frozenset({sc.COST_SOURCE_COMPUTED, sc.COST_SOURCE_REPORTED, sc.COST_SOURCE_NO_PRICE})
@@ -379,10 +465,15 @@ class MetricsStage:
         self._lock = threading.Lock()
         self._agents: dict[int, str] = {}
         forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+        forksafe.after_fork(self._forget_recorder, forksafe.Phase.STATE, weak=True)
 
     def _renew_lock(self) -> None:
         # The parent's worker may have been building the recorder at fork time, holding the lock.
         self._lock = threading.Lock()
+
+    def _forget_recorder(self) -> None:
+        # The child asks ``make`` again: tcc's own recorder is the parent's (``Metrics._forget_own``).
+        self._recorder, self._made = None, False
 
     def recorder(self) -> Recorder | None:
         if not self._made:
@@ -497,6 +588,11 @@ class Plan:
     own: Callable[[Plan], SdkMeterProvider] | None = None
 
 
+# Stopping the parent's provider in a forked child: its reader's thread is not running there, so nothing
+# waits; a bound all the same, since it runs in the child's after-fork hooks.
+_FORGOTTEN_SHUTDOWN_MILLIS: Final = 100.0
+
+
 class Metrics:
     """The process's metrics: made on first use, on the export worker that records them.
 
@@ -518,9 +614,31 @@ class Metrics:
         self._once = diag.Once()
         self.closing = False
         forksafe.after_fork(self._renew_lock, forksafe.Phase.LOCKS, weak=True)
+        forksafe.after_fork(self._forget_own, forksafe.Phase.STATE, weak=True)
 
     def _renew_lock(self) -> None:
         self._lock = threading.Lock()
+
+    def _forget_own(self) -> None:
+        """After fork: a child does not report through tcc's own provider of the parent.
+
+        That provider's histograms hold the parent's values, which the parent reports: recorded on in the
+        child and exported from there, they would be counted twice. So the child forgets it and its
+        recorder, and makes its own at its next record. The parent's copy is stopped, not flushed: its
+        exporter sends nothing outside the process that made it (``_meter.LazyExporter``), and stopping
+        it ends the reader thread the SDK restarts in the child. A service's provider stays: the service
+        decides what its child reports.
+        """
+        own, self._own = self._own, None
+        if own is None:
+            return
+        self._recorder, self._made = None, False
+        if not self.closing:
+            try:
+                # The reader's thread is the parent's, dead here: the join does not wait.
+                own.shutdown(timeout_millis=_FORGOTTEN_SHUTDOWN_MILLIS)
+            except Exception:
+                logger.debug("contextcompany: stopping the parent's metrics in a child failed", exc_info=True)
 
     def recorder(self) -> Recorder | None:
         if self._made:

@@ -375,6 +375,37 @@ def test_number_points_are_ints_for_tokens(meter: tuple[Recorder, InMemoryMetric
         assert isinstance(point, NumberDataPoint) and type(point.value) is int
 
 
+def test_a_series_is_made_once_and_their_number_stays_bounded(
+    meter: tuple[Recorder, InMemoryMetricReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attributes and sum keys of a set of dimension values are made once and reused; past
+    ``_MAX_SERIES`` sets, a span still records exactly, through a series that is not kept."""
+    recorder, reader = meter
+    monkeypatch.setattr(_metrics, "_MAX_SERIES", 5)
+    for _ in range(3):
+        recorder.record(chat(), 0, SECOND)
+    assert len(recorder._series) == 1  # one set of dimension values, one series
+    models = [f"model-{n}" for n in range(20)]
+    for model in models:
+        for _ in range(2):
+            recorder.record(chat(**{sc.REQUEST_MODEL: model, sc.COST_USD: 0.5}), 0, SECOND)
+    assert len(recorder._series) == 5
+    got = Readings(reader)
+    for model in models:  # the spans past the bound counted like the others
+        assert got.count("gen_ai.client.operation.duration", gen_ai__request__model=model) == 2
+        assert got.count("gen_ai.client.token.usage", gen_ai__request__model=model) == 4
+        assert got.total("tcc.client.cost.usd", gen_ai__request__model=model) == 1.0
+        assert got.total("tcc.client.token.parts", gen_ai__request__model=model) == 2 * 5350
+    # A value past the dimension's bound shares its series with every other such value: _OTHER.
+    monkeypatch.setattr(_metrics, "_MAX_SERIES", 2000)
+    for n in range(3 * _metrics._MAX_VALUES):
+        recorder.record(chat(**{sc.AGENT_NAME: f"agent-{n}"}), 0, SECOND)
+    assert len(recorder._series) <= 5 + _metrics._MAX_VALUES + 1
+    assert Readings(reader).count("gen_ai.client.operation.duration", gen_ai__agent__name=_metrics.OTHER) == (
+        2 * _metrics._MAX_VALUES
+    )
+
+
 # --- the stage on the export worker ----------------------------------------------------------------
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -167,3 +168,143 @@ def test_a_planner_that_raises_costs_nothing_but_metrics(caplog: pytest.LogCaptu
     metrics.planner = broken
     assert metrics.recorder() is None
     assert metrics.recorder() is None  # not retried
+
+
+def test_the_export_worker_records_under_no_span_so_trace_based_keeps_no_exemplar() -> None:
+    """Why tcc's own provider uses no exemplar filter (``_meter.exemplar_filter``): recorded on the export
+    worker, even for records made under a sampled span, no measurement sees a span, so the SDK's default
+    filter (``trace_based``) never keeps an exemplar there; ``always_off`` exports the same data cheaper.
+    The same recorder, used under a sampled span on the caller's thread, would keep exemplars."""
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import contextcompany as tcc
+    from contextcompany import _pipeline
+    from contextcompany._export import SpanProcessor
+
+    def exemplars(reader: InMemoryMetricReader) -> tuple[int, int]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        points = [
+            p
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            for p in m.data.data_points
+            if isinstance(p, HistogramDataPoint)
+        ]
+        return sum(p.count for p in points), sum(len(p.exemplars or ()) for p in points)
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)  # the SDK's default filter
+    recorder = _metrics.recorder_for(meters, "test")
+    processor = SpanProcessor(
+        InMemorySpanExporter(), schedule_delay_millis=50, metrics=_metrics.MetricsStage(lambda: recorder)
+    )
+    traces = TracerProvider(shutdown_on_exit=False)
+    traces.add_span_processor(processor)
+    previous = _pipeline.install(
+        _pipeline.Pipeline(tracer=traces.get_tracer("contextcompany"), provider=traces, processor=processor)
+    )
+    try:
+        with traces.get_tracer("service").start_as_current_span("request"), tcc.run(name="agent") as run:
+            run.prompt("q")
+            run.step().prompt("p").response("a").model("gpt-4o").tokens(100, 0, 10).end()
+            run.response("a")
+        assert processor.force_flush(10_000)
+        recorded, kept = exemplars(reader)
+        assert recorded >= 4  # the run's duration, the step's duration and its two token points
+        assert kept == 0
+        # The premise holds: on a thread under a sampled span, the same filter keeps exemplars.
+        with traces.get_tracer("service").start_as_current_span("request"):
+            recorder.record(_chat(0.25), 0, SECOND)
+        assert exemplars(reader)[1] > 0
+    finally:
+        _pipeline.install(previous)
+        traces.shutdown()
+        meters.shutdown()
+
+
+def test_own_provider_keeps_no_exemplars_unless_the_variable_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter
+
+    plan = _metrics.Plan(endpoint="http://127.0.0.1:9/v1/metrics")
+    for setting, expected in [
+        (None, AlwaysOffExemplarFilter),
+        ("trace_based", AlwaysOffExemplarFilter),
+        ("always_on", AlwaysOnExemplarFilter),
+        ("always_off", AlwaysOffExemplarFilter),
+    ]:
+        if setting is None:
+            monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", setting)
+        provider = _meter.own_provider(plan)
+        try:
+            assert type(provider._sdk_config.exemplar_filter) is expected, setting
+        finally:
+            provider.shutdown(timeout_millis=1_000)
+
+
+def _in_child(check: Callable[[], bool]) -> int:
+    """Fork, run ``check`` in the child, return the child's exit status (0: it held)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if check() else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_after_fork_a_child_makes_its_own_provider_and_keeps_the_services() -> None:
+    """tcc's own provider holds the parent's histograms: a child forgets it and makes its own at its next
+    record, so what it reports is its own. A service's provider is the service's: the child keeps it."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    readers: list[InMemoryMetricReader] = []
+
+    def in_memory(plan: _metrics.Plan) -> MeterProvider:
+        readers.append(InMemoryMetricReader())
+        return MeterProvider(metric_readers=[readers[-1]], shutdown_on_exit=False)
+
+    def duration_count(reader: InMemoryMetricReader) -> int:
+        data = reader.get_metrics_data()
+        return sum(
+            p.count
+            for rm in (data.resource_metrics if data is not None else ())
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "gen_ai.client.operation.duration"
+            for p in m.data.data_points
+        )
+
+    own = _metrics.Metrics()
+    own.planner = lambda: _metrics.Plan(own=in_memory)
+    stage = _metrics.MetricsStage(own.recorder)
+    parent = stage.recorder()
+    assert parent is not None
+    for _ in range(3):
+        parent.record(_chat(0.25), 0, SECOND)
+
+    def child_reports_its_own() -> bool:
+        recorder = stage.recorder()
+        assert recorder is not None and recorder is not parent and len(readers) == 2
+        recorder.record(_chat(0.25), 0, SECOND)
+        return duration_count(readers[1]) == 1
+
+    assert _in_child(child_reports_its_own) == 0
+    assert duration_count(readers[0]) == 3 and len(readers) == 1  # the parent's, untouched
+
+    reader = InMemoryMetricReader()
+    host = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    service = _metrics.Metrics()
+    service.planner = lambda: _metrics.Plan(host=host)
+    recorder = service.recorder()
+    assert _in_child(lambda: service.recorder() is recorder and service._host is host) == 0
+    own.shutdown(1_000)
+    host.shutdown()
