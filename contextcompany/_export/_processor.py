@@ -174,6 +174,7 @@ class SpanProcessor(_SdkSpanProcessor):
         self._content = {}
         self._content_size = 0
         self._content_lock = threading.Lock()  # another thread may have held it at fork time
+        self._catching, self._caught = False, []  # the parent's worker may have been starting a span
 
     # -- the caller's side: must stay cheap and never block on I/O --
 
