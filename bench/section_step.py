@@ -6,8 +6,9 @@
 - tcc:  ``tcc`` set up from the environment exactly as an application gets it; each iteration is
         ``r.step()``, every setter, then ``end()``. Two variants: with ``cost()`` (reported cost) and
         without it (the cost is computed from model and tokens with genai-prices on the export thread).
-        tcc's metrics are on, as by default (``OTEL_METRICS_EXPORTER=none`` in the environment turns
-        them off, to see what they cost).
+        A third variant, shown but not checked, uses the step as a ``with`` block (its span then starts
+        on the caller's thread, to be the current span inside). tcc's metrics are on, as by default
+        (``OTEL_METRICS_EXPORTER=none`` in the environment turns them off, to see what they cost).
 
 Per step: the caller thread's CPU (the part the agent pays) and the whole process's CPU until the
 flush that exported the round (export included), as medians of paired rounds.
@@ -30,6 +31,9 @@ PROMPT = "You are a weather agent. The user asked: What is the weather in London
 RESPONSE = "The weather in London is 15°C and cloudy, with a light breeze from the west (source: Met Office)."
 TOOLS = '[{"name": "get_weather", "description": "Get the weather for a location"}]'
 BASE = "raw OTel span"
+# A step used as a with block: its span must be the current one inside (the parent of an HTTP client's or
+# an LLM SDK's spans), so it starts on the caller's thread, as a raw span does.
+WITH_BLOCK = "tcc step, with block"
 
 
 def raw_side(endpoint: str) -> Side:
@@ -88,24 +92,31 @@ def raw_side(endpoint: str) -> Side:
     return Side(steps, processor.force_flush, close)
 
 
-def tcc_side(with_cost: bool) -> Side:
+def tcc_side(with_cost: bool, block: bool = False) -> Side:
     import contextcompany as tcc
 
     run = tcc.run()
     run.prompt("What is the weather in London?")
 
+    def fill(s: tcc.Step, i: int) -> None:
+        s.prompt(PROMPT)
+        s.response(RESPONSE)
+        s.model(requested="gpt-4o", used="gpt-4o-2024-08-06")
+        s.tokens(prompt_uncached=150 + i % 100, prompt_cached=50, completion=25 + i % 50)
+        s.finish_reason("stop")
+        s.tool_definitions(TOOLS)
+        if with_cost:
+            s.cost(0.0012)
+
     def steps(n: int) -> None:
         for i in range(n):
-            s = run.step()
-            s.prompt(PROMPT)
-            s.response(RESPONSE)
-            s.model(requested="gpt-4o", used="gpt-4o-2024-08-06")
-            s.tokens(prompt_uncached=150 + i % 100, prompt_cached=50, completion=25 + i % 50)
-            s.finish_reason("stop")
-            s.tool_definitions(TOOLS)
-            if with_cost:
-                s.cost(0.0012)
-            s.end()
+            if block:  # the step's span is the current one inside: it starts on the caller's thread
+                with run.step() as s:
+                    fill(s, i)
+            else:
+                s = run.step()
+                fill(s, i)
+                s.end()
 
     def close() -> None:
         run.end()
@@ -120,6 +131,7 @@ def llm_call(settings: Settings) -> Report:
         BASE: raw_side(settings.endpoint),
         "tcc step, cost computed": tcc_side(with_cost=False),
         "tcc step, cost reported": tcc_side(with_cost=True),
+        WITH_BLOCK: tcc_side(with_cost=False, block=True),
     }
     try:
         results = paired_rounds(sides, settings.rounds, settings.steps, warm_up=min(500, settings.steps))
@@ -142,6 +154,9 @@ def llm_call(settings: Settings) -> Report:
         (caller, total), (r1, r2) = micros[name], ratios[name]
         if name == BASE:
             table.add_row(name, f"{caller:.1f}", "1.00x", f"{total:.1f}", "1.00x")
+            continue
+        if name == WITH_BLOCK:  # shown, not checked: the targets are for a step ended with end()
+            table.add_row(name, f"{caller:.1f}", f"{r1:.2f}x", f"{total:.1f}", f"{r2:.2f}x")
             continue
         checks += [
             Check(f"{name}, caller thread", r1, CALLER_TARGET),
