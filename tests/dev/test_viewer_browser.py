@@ -23,7 +23,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -294,6 +294,27 @@ def test_filters_and_search(server: DevServer, page: Page) -> None:
     page.locator("button.clear").click()
     expect(rows).to_have_count(2)
     not_pwned(page)
+
+
+def test_a_slow_answer_to_an_older_filter_never_replaces_the_newer_one(server: DevServer, page: Page) -> None:
+    """The model filter's answer is held back until after the session filter's has been drawn: the list
+    keeps showing what the filters on screen select, not the late answer."""
+    page.goto(server.url + "/")
+    rows = page.locator("tr.run")
+    expect(rows).to_have_count(2)
+    held: list[Route] = []
+    page.route(re.compile(r".*/api/runs\?.*model=gpt-4\.1-nano.*"), lambda route: held.append(route))
+    page.select_option("select[name=model]", "gpt-4.1-nano")  # billing_agent only; its answer is held
+    page.wait_for_timeout(100)
+    assert len(held) == 1, "the model filter asked for its runs"
+    page.select_option("select[name=model]", "")
+    page.select_option("select[name=session]", "sess-browser")  # weather_agent only
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("weather_agent")
+    held[0].continue_()  # the older answer arrives last
+    page.wait_for_timeout(500)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("weather_agent")
 
 
 def test_session_page(server: DevServer, page: Page) -> None:

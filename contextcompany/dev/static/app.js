@@ -293,8 +293,13 @@
 
     const query = (before) => queryFor(state, before);
 
+    // Answers can arrive out of order (a filter changed twice quickly, a live update under way): only
+    // the answer to the latest request is drawn, so the list always matches the filters shown.
+    let latest = 0;
     async function load(pending) {
+      const request = ++latest;
       const data = await (pending || getJSON(query()));
+      if (request !== latest) return;
       shownVersion = data.version;
       const fresh = new Set(known.size ? data.runs.filter((r) => !known.has(r.run_id)).map((r) => r.run_id) : []);
       // Keep older pages the user loaded; the first page is replaced by the newest.
