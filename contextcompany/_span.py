@@ -266,7 +266,12 @@ class SpanHandle:
         self._span = trace.INVALID_SPAN
         if start[1] is None:  # no parent given: the caller's current context, as starting it here would
             start = (start[0], otel_context.get_current(), *start[2:])
+        end = time.time_ns() if end_ns is None else end_ns
+        given = self._given_start
+        if end_ns is None and given is not None and given > end:
+            end = given  # a start in the future: never an end before the start
         policy = _settings.settings
+        pending: _content.Pending | None = None
         try:
             capture = policy.capture_content
             later = capture and worker.can_defer(_content.content_size(draft))
@@ -278,11 +283,13 @@ class SpanHandle:
                 limit=policy.value_limit,
                 defer=later,
             )
-            text = _content.fit(description, policy.value_limit) if status is StatusCode.ERROR else None
-            end = time.time_ns() if end_ns is None else end_ns
-            given = self._given_start
-            if end_ns is None and given is not None and given > end:
-                end = given  # a start in the future: never an end before the start
+        except Exception:
+            diag.error_once(
+                "build", "contextcompany: building the %s span failed; it is sent as it is", self._what
+            )
+            attributes, name, pending = {}, None, None
+        text = _content.fit(description, policy.value_limit) if status is StatusCode.ERROR else None
+        try:
             worker.hand(Handed(start, attributes, name, status, text, end, pending, agent))
         except Exception:
             diag.error_once("hand", "contextcompany: handing the %s span to the worker failed", self._what)

@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import contextcompany as tcc
 from contextcompany import _diag, _pipeline, _settings
 from contextcompany import _semconv as sc
+from contextcompany import _span as _span_module
 from contextcompany._span import SpanHandle
 
 from .conftest import Captured
@@ -253,3 +254,27 @@ def test_a_step_not_sampled_is_counted_not_queued_and_its_content_released(start
     assert ("chat gpt-4o", sc.OP_CHAT, False, "weather") in counted, counted
     assert processor.stats().spans_queued == 0
     assert processor.can_defer(32 * 1024 * 1024), "the content held for it was released"
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["worker-starts", "caller-starts"])
+def test_a_span_whose_attributes_cannot_be_built_is_still_sent(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, alone: bool
+) -> None:
+    """Building the end attributes fails (a bug): the span still leaves, with its first attributes, and the
+    failure is logged once; valid data already recorded is never lost to it."""
+    assert _pipeline._pipeline is not None
+    if not alone:
+        monkeypatch.setattr(_pipeline._pipeline, "alone", None)
+    monkeypatch.setattr(_diag, "_process", _diag.Once())
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug while building attributes")
+
+    monkeypatch.setattr(_span_module._content, "finish", broken)
+    with caplog.at_level(logging.ERROR, logger="contextcompany"):
+        for i in range(2):
+            SpanHandle.later("step", "chat", None, SpanKind.CLIENT, {sc.STEP_ID: f"s{i}"}).finish({"k": "v"})
+        spans = captured.spans()
+    assert sorted(attrs(s)[sc.STEP_ID] for s in spans) == ["s0", "s1"]
+    assert all("k" not in attrs(s) for s in spans)
+    assert sum("building the step span failed" in r.getMessage() for r in caplog.records) == 1
