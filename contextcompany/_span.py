@@ -56,6 +56,23 @@ Start: TypeAlias = (
 )
 
 _NO_KEYS: Final[tuple[str, ...]] = ()
+
+
+def _long_content_worker(
+    draft: _content.Draft, content: Sequence[str], dest: _destinations.Destination | None
+) -> SpanProcessor | None:
+    """Where a started span's long content is finished: on the export worker when a tcc span processor
+    alone sees the span (else on the caller's thread, as short content is), while the worker holds
+    little enough of it; None: here."""
+    if not _content.worth_deferring(draft, content):
+        return None
+    try:
+        worker = _pipeline.content_worker(dest)
+    except Exception:
+        return None
+    return worker if worker is not None and worker.can_defer(_content.content_size(draft)) else None
+
+
 _NOT_RECORDED: Final[Target] = (trace.NoOpTracer(), None)
 
 
@@ -237,6 +254,36 @@ class SpanHandle:
                 "unsampled", "contextcompany: counting a %s that was not sampled failed", self._what
             )
 
+    def _end(self, end_ns: int | None) -> int:
+        """The end time: ``end_ns`` when given, else now, or the start if that is in the future."""
+        if end_ns is not None:
+            return end_ns
+        now = time.time_ns()
+        given = self._given_start
+        return given if given is not None and given > now else now  # never an end before the start
+
+    def _build(
+        self, draft: _content.Draft, content: Sequence[str], *, defer: bool
+    ) -> tuple[Attributes, _content.Pending | None] | None:
+        """The end attributes with the content policy applied (``defer``: content left for the export
+        worker, see ``_content.finish``); None when building them failed (a bug, logged once): the span
+        is then sent as it is."""
+        policy = _settings.settings
+        try:
+            return _content.finish(
+                draft,
+                tuple(content),
+                capture=policy.capture_content,
+                mask=policy.mask,
+                limit=policy.value_limit,
+                defer=defer,
+            )
+        except Exception:
+            diag.error_once(
+                "build", "contextcompany: building the %s span failed; it is sent as it is", self._what
+            )
+            return None
+
     def _hand_off(
         self,
         worker: SpanProcessor,
@@ -266,31 +313,15 @@ class SpanHandle:
         self._span = trace.INVALID_SPAN
         if start[1] is None:  # no parent given: the caller's current context, as starting it here would
             start = (start[0], otel_context.get_current(), *start[2:])
-        end = time.time_ns() if end_ns is None else end_ns
-        given = self._given_start
-        if end_ns is None and given is not None and given > end:
-            end = given  # a start in the future: never an end before the start
+        end = self._end(end_ns)
         policy = _settings.settings
-        pending: _content.Pending | None = None
-        try:
-            capture = policy.capture_content
-            later = capture and worker.can_defer(_content.content_size(draft))
-            attributes, pending = _content.finish(
-                draft,
-                tuple(content),
-                capture=capture,
-                mask=policy.mask,
-                limit=policy.value_limit,
-                defer=later,
-            )
-        except Exception:
-            diag.error_once(
-                "build", "contextcompany: building the %s span failed; it is sent as it is", self._what
-            )
-            attributes, name, pending = {}, None, None
+        defer = policy.capture_content and worker.can_defer(_content.content_size(draft))
+        built = self._build(draft, content, defer=defer)
+        attributes, pending = built if built is not None else ({}, None)
         text = _content.fit(description, policy.value_limit) if status is StatusCode.ERROR else None
         try:
-            worker.hand(Handed(start, attributes, name, status, text, end, pending, agent))
+            final = name if built is not None else None
+            worker.hand(Handed(start, attributes, final, status, text, end, pending, agent))
         except Exception:
             diag.error_once("hand", "contextcompany: handing the %s span to the worker failed", self._what)
         return True
@@ -328,28 +359,10 @@ class SpanHandle:
             ):
                 return
         policy = _settings.settings
-        worker = None
-        pending: _content.Pending | None = None
-        try:
-            if policy.capture_content and _content.worth_deferring(draft, content):
-                # Long content is finished on the export worker when a tcc span processor alone sees the
-                # span (else here, as short content is), while the worker holds little enough of it.
-                worker = _pipeline.content_worker(dest)
-                if worker is not None and not worker.can_defer(_content.content_size(draft)):
-                    worker = None
-            attributes, pending = _content.finish(
-                draft,
-                tuple(content),
-                capture=policy.capture_content,
-                mask=policy.mask,
-                limit=policy.value_limit,
-                defer=worker is not None,
-            )
-        except Exception:
-            diag.error_once(
-                "build", "contextcompany: building the %s span failed; it is sent as it is", self._what
-            )
-            attributes, name, pending = {}, None, None
+        worker = _long_content_worker(draft, content, dest) if policy.capture_content else None
+        built = self._build(draft, content, defer=worker is not None)
+        attributes, pending = built if built is not None else ({}, None)
+        name = name if built is not None else None
         # A deferred span starts now with everything at once; a started one gets the rest written.
         span = self._span
         if span is None:
@@ -375,9 +388,8 @@ class SpanHandle:
         recording = span.is_recording()
         if pending is not None and worker is not None and recording:
             worker.defer(span, pending)  # a span not sampled never reaches the worker: nothing to finish
-        given = self._given_start
-        if end_ns is None and given is not None and given > time.time_ns():
-            end_ns = given  # a start in the future: never an end before the start
+        if end_ns is None:
+            end_ns = self._end(None)
         if not recording:
             if pending is not None:
                 # Content left for the worker is never built for a span not sampled, but it was there:
